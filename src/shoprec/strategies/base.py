@@ -1,0 +1,317 @@
+"""The strategy protocol: ``fit(data) -> self``, ``recommend(queries, k, exclude) -> Candidates``.
+
+Every candidate strategy (popularity, item-kNN, EASE, ALS, session-kNN, …) subclasses
+:class:`Strategy`, declares a frozen pydantic :class:`StrategyConfig`, and implements
+
+* ``_fit(data)`` — learn from a :class:`~shoprec.data.ShopData`, storing learned state in attributes
+  ending in ``_``;
+* ``_score(queries)`` — a dense float32 (n, n_items) score block for a batch of queries
+  (``-inf`` = cannot recommend);
+* ``_state()`` / ``_set_state()`` — the learned arrays, for save/load without pickle.
+
+The public methods do the bookkeeping: the history of each query, batching to bound memory,
+exclusion, the shared top-k kernel, saving.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence, TypeVar
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..data import Behaviour, Ragged, ShopData
+from ..exceptions import ArtifactError, ConfigError, NotFittedError
+from .topk import mask_scores, topk
+
+S = TypeVar("S", bound="Strategy")
+
+ARTIFACT_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------- queries
+@dataclass(frozen=True)
+class Queries:
+    """A batch of recommendation requests: what each caller knows, as internal indices.
+
+    Attributes
+    ----------
+    user_idx : int32 (n,)
+        Known user, or -1 for an unknown user / anonymous session.
+    items : Ragged
+        Items the caller saw this user interact with and that the model may not know yet (the
+        session so far, oldest first). For a known user it adds to the training history.
+    weights : float32 array aligned with ``items.values``, optional
+        Behaviour weight of each of those events (default 1).
+    current_item : int32 (n,)
+        The item on the page (item page), or -1.
+    basket : Ragged
+        Items in the cart.
+    """
+
+    user_idx: np.ndarray
+    items: Ragged
+    current_item: np.ndarray
+    basket: Ragged
+    weights: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.user_idx)
+        if len(self.items) != n or len(self.current_item) != n or len(self.basket) != n:
+            raise ValueError("all query fields must have one row per query")
+
+    def __len__(self) -> int:
+        return len(self.user_idx)
+
+    @classmethod
+    def for_users(cls, user_idx: Sequence[int] | np.ndarray) -> "Queries":
+        """Queries for known users with nothing but their training history."""
+        u = np.asarray(user_idx, dtype=np.int32)
+        return cls(u, Ragged.empty(len(u)), np.full(len(u), -1, np.int32), Ragged.empty(len(u)))
+
+    @classmethod
+    def for_sessions(cls, sessions: Ragged, user_idx: np.ndarray | None = None) -> "Queries":
+        """Queries from sessions in progress (the last item is the current one)."""
+        n = len(sessions)
+        u = np.full(n, -1, np.int32) if user_idx is None else np.asarray(user_idx, np.int32)
+        return cls(u, sessions, sessions.last(), Ragged.empty(n))
+
+    def take(self, idx: np.ndarray) -> "Queries":
+        idx = np.asarray(idx, dtype=np.int64)
+        w = None
+        if self.weights is not None:
+            w = Ragged(self.items.indptr, self.weights).take(idx).values
+        return Queries(self.user_idx[idx], self.items.take(idx), self.current_item[idx],
+                       self.basket.take(idx), w)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Top-k answer for a batch: ``item_idx`` int32 (n, k), -1 padded; ``scores`` float32 (n, k)."""
+
+    item_idx: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.item_idx)
+
+
+# ----------------------------------------------------------------------------- config
+class StrategyConfig(BaseModel):
+    """Base of every strategy config: frozen, unknown fields rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    behaviour_weights: dict[str, float] | None = Field(
+        default=None,
+        description="Weight per behaviour name in the user×item matrix; default view<cart<purchase.",
+    )
+    binary: bool = Field(default=False, description="Count each (user, item) pair once.")
+
+    def weights(self) -> dict[Behaviour, float] | None:
+        if self.behaviour_weights is None:
+            return None
+        return {Behaviour.parse(k): v for k, v in self.behaviour_weights.items()}
+
+
+# --------------------------------------------------------------------------- registry
+STRATEGIES: dict[str, type["Strategy"]] = {}
+
+
+def register(cls: type[S]) -> type[S]:
+    """Class decorator: make a strategy known by its short ``name``."""
+    if cls.name in STRATEGIES and STRATEGIES[cls.name] is not cls:
+        raise ValueError(f"strategy name {cls.name!r} registered twice")
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+def make_strategy(name: str, **params: Any) -> "Strategy":
+    """Build a registered strategy by its short name, validating the parameters."""
+    try:
+        cls = STRATEGIES[name]
+    except KeyError:
+        raise ConfigError(f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}") from None
+    try:
+        return cls(cls.Config(**params))
+    except ValueError as e:  # pydantic ValidationError is a ValueError
+        raise ConfigError(f"strategy {name!r}: {e}") from None
+
+
+# --------------------------------------------------------------------------- strategy
+class Strategy(ABC):
+    """Base class of all candidate strategies (see the module docstring)."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[StrategyConfig]] = StrategyConfig
+    #: memory budget for one dense score block, in float32 cells
+    block_cells: ClassVar[int] = 1 << 26
+
+    def __init__(self, config: StrategyConfig | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise TypeError("pass either a config or keyword parameters, not both")
+        self.config = config if config is not None else self.Config(**params)
+        if not isinstance(self.config, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    # ------------------------------------------------------------------ fit
+    def fit(self: S, data: ShopData) -> S:
+        """Learn from ``data``; replaces everything learned before. Returns ``self``."""
+        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("__")]:
+            delattr(self, attr)
+        start = time.perf_counter()
+        self.n_users_ = data.n_users
+        self.n_items_ = data.n_items
+        self.user_items_ = data.interactions(self.config.weights(), binary=self.config.binary)
+        self._fit(data)
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    @abstractmethod
+    def _fit(self, data: ShopData) -> None: ...
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "n_items_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(data) first")
+
+    # ------------------------------------------------------------ recommend
+    def recommend(self, queries: Queries, k: int, exclude: sp.csr_matrix | None = None,
+                  *, filter_history: bool = False) -> Candidates:
+        """Top-``k`` items for each query, best first.
+
+        Parameters
+        ----------
+        queries : Queries
+        k : int
+        exclude : csr_matrix (n_queries, n_items), optional
+            Items never to return for each query.
+        filter_history : bool
+            Also exclude what each query's history holds (training items of a known user and the
+            items of the query).
+        """
+        self._check_fitted()
+        n = len(queries)
+        out_idx = np.empty((n, k), dtype=np.int32)
+        out_val = np.empty((n, k), dtype=np.float32)
+        step = max(1, self.block_cells // max(self.n_items_, 1))
+        for start in range(0, n, step):
+            sel = np.arange(start, min(n, start + step))
+            q = queries.take(sel) if (start or len(sel) < n) else queries
+            scores = np.asarray(self._score(q), dtype=np.float32)
+            if exclude is not None:
+                mask_scores(scores, exclude[sel])
+            if filter_history:
+                mask_scores(scores, self.history(q))
+            out_idx[sel], out_val[sel] = topk(scores, k)
+        return Candidates(out_idx, out_val)
+
+    def score(self, queries: Queries) -> np.ndarray:
+        """Dense float32 (n, n_items) scores; ``-inf`` where the strategy cannot recommend."""
+        self._check_fitted()
+        return np.asarray(self._score(queries), dtype=np.float32)
+
+    @abstractmethod
+    def _score(self, queries: Queries) -> np.ndarray: ...
+
+    def history(self, queries: Queries, *, include_basket: bool = True) -> sp.csr_matrix:
+        """Behaviour-weighted (n, n_items) history of each query: training rows of known users plus
+        the query's own items (and basket)."""
+        n = len(queries)
+        known = queries.user_idx >= 0
+        rows = np.where(known, queries.user_idx, 0)
+        hist = self.user_items_[rows]
+        if not known.all():
+            hist = sp.diags(known.astype(np.float32)) @ hist
+        extra = queries.items.to_csr(self.n_items_, queries.weights) if queries.items.indptr[-1] else None
+        if include_basket and queries.basket.indptr[-1]:
+            b = queries.basket.to_csr(self.n_items_)
+            extra = b if extra is None else extra + b
+        if extra is not None:
+            hist = hist + extra
+        return sp.csr_matrix(hist, dtype=np.float32)
+
+    # ------------------------------------------------------------ save/load
+    @abstractmethod
+    def _state(self) -> dict[str, Any]:
+        """Learned state as arrays / sparse matrices / JSON-able scalars (no user_items_)."""
+
+    @abstractmethod
+    def _set_state(self, state: Mapping[str, Any]) -> None: ...
+
+    def save(self, path: str | Path) -> Path:
+        """Write a manifest (JSON) and arrays (npz, no pickle) into the folder ``path``."""
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = dict(self._state())
+        state["user_items_"] = self.user_items_
+        arrays: dict[str, np.ndarray] = {}
+        scalars: dict[str, Any] = {}
+        sparse_keys = []
+        for key, value in state.items():
+            if sp.issparse(value):
+                value = sp.csr_matrix(value)
+                sparse_keys.append(key)
+                arrays[f"{key}.data"] = value.data
+                arrays[f"{key}.indices"] = value.indices
+                arrays[f"{key}.indptr"] = value.indptr
+                arrays[f"{key}.shape"] = np.asarray(value.shape, dtype=np.int64)
+            elif isinstance(value, np.ndarray):
+                arrays[key] = value
+            else:
+                scalars[key] = value
+        manifest = {
+            "format": ARTIFACT_FORMAT,
+            "strategy": self.name,
+            "config": self.config.model_dump(mode="json"),
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+            "sparse": sparse_keys,
+            "scalars": scalars,
+        }
+        np.savez(path / "arrays.npz", **arrays)
+        (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Strategy":
+        """Load a strategy written by :meth:`save` (any registered strategy when called on the base)."""
+        path = Path(path)
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+        except FileNotFoundError:
+            raise ArtifactError(f"{path}: no manifest.json; not a saved strategy") from None
+        if manifest.get("format") != ARTIFACT_FORMAT:
+            raise ArtifactError(f"{path}: artifact format {manifest.get('format')}, expected {ARTIFACT_FORMAT}")
+        target = STRATEGIES.get(manifest["strategy"])
+        if target is None:
+            raise ArtifactError(f"{path}: unknown strategy {manifest['strategy']!r}")
+        if cls is not Strategy and target is not cls:
+            raise ArtifactError(f"{path}: holds a {target.__name__}, not a {cls.__name__}")
+        obj = target(target.Config(**manifest["config"]))
+        with np.load(path / "arrays.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        state: dict[str, Any] = dict(manifest["scalars"])
+        for key in manifest["sparse"]:
+            state[key] = sp.csr_matrix(
+                (arrays.pop(f"{key}.data"), arrays.pop(f"{key}.indices"), arrays.pop(f"{key}.indptr")),
+                shape=tuple(arrays.pop(f"{key}.shape")))
+        state.update(arrays)
+        obj.n_users_ = int(manifest["n_users"])
+        obj.n_items_ = int(manifest["n_items"])
+        obj.user_items_ = state.pop("user_items_")
+        obj._set_state(state)
+        return obj
