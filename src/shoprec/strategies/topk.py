@@ -31,7 +31,7 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if kk == 0:
         return np.full((n, k), -1, dtype=np.int32), np.full((n, k), -np.inf, dtype=np.float32)
     if kk < m:
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        part = np.argpartition(scores, m - kk, axis=1)[:, m - kk:]
     else:
         part = np.broadcast_to(np.arange(m), (n, m)).copy()
     vals = np.take_along_axis(scores, part, axis=1)

@@ -1,0 +1,193 @@
+"""The ``shoprec`` command line: evaluate strategies on a dataset, run the demo shop."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="shoprec: recommendations for every page of an online shop.")
+console = Console()
+
+DEFAULT_METRICS = ("recall", "ndcg", "hr", "mrr")
+
+
+def _parse_ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise typer.BadParameter(f"--k takes comma-separated integers like 10,20, not {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise typer.BadParameter("--k needs at least one positive integer")
+    return ks
+
+
+def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``item_knn.neighbours=100`` → {"item_knn": {"neighbours": 100}} (values parsed as JSON if they can be)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise typer.BadParameter(f"--param takes STRATEGY.FIELD=VALUE, not {item!r}")
+        key, value = item.split("=", 1)
+        strat, fld = key.split(".", 1)
+        try:
+            parsed: Any = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(strat, {})[fld] = parsed
+    return out
+
+
+def results_table(results, ks, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("strategy", style="bold")
+    cols = [f"{m}@{k}" for k in ks for m in DEFAULT_METRICS]
+    k = max(ks)
+    extra = [f"coverage@{k}", f"novelty@{k}"]
+    for c in cols + extra:
+        table.add_column(c, justify="right")
+    table.add_column("fit s", justify="right")
+    table.add_column("rank s", justify="right")
+    table.add_column("peak GiB", justify="right")
+    best = {c: max((r.metrics.get(c, float("nan")) for r in results),
+                   key=lambda v: -math.inf if math.isnan(v) else v) for c in cols}
+    for r in results:
+        cells = []
+        for c in cols + extra:
+            v = r.metrics.get(c, float("nan"))
+            s = "–" if math.isnan(v) else f"{v:.4f}"
+            cells.append(f"[green]{s}[/]" if c in best and v == best[c] else s)
+        table.add_row(r.strategy, *cells, f"{r.fit_seconds:.1f}", f"{r.recommend_seconds:.1f}",
+                      f"{r.peak_rss_gib:.2f}")
+    return table
+
+
+def run_evaluation(loaded, *, strategies: list[str], ks: tuple[int, ...], split: str,
+                   params: dict[str, dict[str, Any]], sequential: bool, json_path: Optional[Path],
+                   title: str) -> list:
+    from .evaluation.evaluator import evaluate_strategy
+    from .evaluation.tasks import make_task
+    from .strategies import make_strategy
+
+    with console.status("building the evaluation task…"):
+        task = make_task(loaded, split, sequential=sequential)
+    console.print(f"[bold]{task.name}[/]: {task.train.n_users:,} users, {task.train.n_items:,} items, "
+                  f"{task.train.n_events:,} training events, {task.n_queries:,} test queries")
+    console.print(f"protocol: {task.protocol}")
+    unknown = set(params) - set(strategies)
+    if unknown:
+        raise typer.BadParameter(f"--param names strategies not in --strategies: {sorted(unknown)}")
+    results = []
+    for name in strategies:
+        strategy = make_strategy(name, **params.get(name, {}))
+        with console.status(f"fitting and ranking with [bold]{name}[/]…"):
+            res = evaluate_strategy(strategy, task, ks, name=name)
+        results.append(res)
+        console.print(f"  {name}: " + ", ".join(f"{m}@{max(ks)} {res.metrics[f'{m}@{max(ks)}']:.4f}"
+                                                for m in ("recall", "ndcg")) +
+                      f" (fit {res.fit_seconds:.1f} s, rank {res.recommend_seconds:.1f} s)")
+        del strategy
+    console.print(results_table(results, ks, title))
+    if json_path is not None:
+        payload = {"task": task.name, "protocol": task.protocol, "n_queries": task.n_queries,
+                   "ks": list(ks), "results": {r.strategy: r.as_dict() for r in results}}
+        json_path.write_text(json.dumps(payload, indent=2, default=float))
+        console.print(f"wrote {json_path}")
+    return results
+
+
+@app.command()
+def evaluate(
+    data: Annotated[str, typer.Option(help="FORMAT:PATH, e.g. lightgcn:../shared/data/yelp2018 "
+                                           "(see `shoprec formats`).")],
+    strategies: Annotated[str, typer.Option(help="Comma-separated strategy names (see `shoprec strategies`).")]
+    = "popularity,item_knn,als",
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "10,20",
+    split: Annotated[str, typer.Option(help="auto, given, loo, temporal or basket.")] = "auto",
+    param: Annotated[Optional[list[str]], typer.Option(help="STRATEGY.FIELD=VALUE, repeatable.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the numbers to this file.")] = None,
+    strict: Annotated[bool, typer.Option(help="Any skipped input row is an error.")] = False,
+) -> None:
+    """Fit each strategy on a dataset and print full-ranking metrics, fit time and peak memory."""
+    from .data.adapters import load
+    from .exceptions import ShoprecError
+
+    ks = _parse_ks(k)
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    params = _parse_params(param or [])
+    try:
+        with console.status(f"loading {data}…"):
+            loaded = load(data, strict=strict)
+        _print_report(loaded)
+        fmt = data.split(":", 1)[0]
+        run_evaluation(loaded, strategies=names, ks=ks, split=split, params=params,
+                       sequential=fmt in ("sasrec",), json_path=json_out, title=data)
+    except ShoprecError as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+
+
+def _print_report(loaded) -> None:
+    if isinstance(loaded, tuple) and len(loaded) == 2 and hasattr(loaded[1], "summary"):
+        console.print(loaded[1].summary())
+
+
+@app.command()
+def demo(
+    k: Annotated[str, typer.Option("--k", help="Cut-offs.")] = "10,20",
+    json_out: Annotated[Optional[Path], typer.Option("--json")] = None,
+) -> None:
+    """Fit the strategies on the embedded demo shop (Online Retail slice, CC BY 4.0) and evaluate them."""
+    from .data.adapters import load_online_retail
+    from .demo_data import DEMO_PATH, DEMO_CREDIT
+
+    console.print(f"[bold]shoprec demo[/] — {DEMO_CREDIT}")
+    data, report = load_online_retail(DEMO_PATH)
+    console.print(report.summary())
+    run_evaluation((data, report), strategies=["popularity", "item_knn", "ease", "als", "linear_filter",
+                                               "sequential"],
+                   ks=_parse_ks(k), split="temporal", params={"item_knn": {"similarity": "covisit"}},
+                   sequential=False, json_path=json_out,
+                   title="demo shop: next purchases after the temporal cut (known customers)")
+
+
+@app.command("strategies")
+def list_strategies() -> None:
+    """List the strategies and their parameters."""
+    from .strategies import STRATEGIES
+
+    table = Table(title="strategies")
+    table.add_column("name", style="bold")
+    table.add_column("class")
+    table.add_column("parameters (default)")
+    for name, cls in sorted(STRATEGIES.items()):
+        fields = ", ".join(f"{f}={v.default!r}" for f, v in cls.Config.model_fields.items())
+        table.add_row(name, cls.__name__, fields)
+    console.print(table)
+
+
+@app.command()
+def formats() -> None:
+    """List the dataset formats usable as FORMAT:PATH."""
+    from .data.adapters import ADAPTERS
+
+    table = Table(title="dataset formats")
+    table.add_column("format", style="bold")
+    table.add_column("what")
+    for name, fn in sorted(ADAPTERS.items()):
+        doc = (fn.__doc__ or "").strip().splitlines()
+        table.add_row(name, doc[0] if doc else "")
+    console.print(table)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,119 @@
+"""EASE (Steck, 2019): a closed-form linear autoencoder, ``B = I - P / diag(P)``, ``P = (XᵀX + λI)⁻¹``.
+
+Memory and time grow with the square and the cube of the number of items: the dense item×item Gram
+matrix alone takes ``4·n²`` bytes (5.8 GB for 38k items) and its inverse ~n³/3 flops twice. When the
+catalogue has more items than ``max_items``, EASE is fitted on the ``max_items`` items with the most
+users and the other items get no EASE score (``-inf``: this strategy never proposes them; fuse with
+another strategy to cover them). ``max_items`` defaults to what fits in ``memory_budget_gb``; the
+default budget keeps an EASE fit on 20k items (≈ 1 min here) and refuses silently-huge fits.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+from pydantic import Field
+
+from ..data import ShopData
+from .base import Queries, Strategy, StrategyConfig, register
+
+log = logging.getLogger(__name__)
+
+#: OpenBLAS' spotrf has crashed (SIGSEGV) on matrices of ~38k rows; above this size the inverse is
+#: assembled from two half-size blocks (Schur complement), each well inside the safe range.
+SAFE_CHOLESKY_N = 16384
+
+
+class EASEConfig(StrategyConfig):
+    binary: bool = Field(default=True, description="Fit on the binary user×item matrix.")
+    l2: float = Field(default=500.0, gt=0, description="λ, the L2 penalty added to the Gram diagonal.")
+    max_items: int | None = Field(
+        default=None, ge=1,
+        description="Most items EASE is fitted on (most popular first); None = as many as "
+                    "memory_budget_gb allows.")
+    memory_budget_gb: float = Field(default=6.0, gt=0,
+                                    description="Budget for the dense item×item matrices (about 3·4·n² bytes).")
+
+
+def spd_inverse(g: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive-definite float32 matrix, overwriting ``g``.
+
+    Cholesky (LAPACK ``potrf``/``potri``) up to :data:`SAFE_CHOLESKY_N`; larger matrices are split
+    into 2×2 blocks and inverted through the Schur complement, recursively.
+    """
+    n = g.shape[0]
+    if n <= SAFE_CHOLESKY_N:
+        c, info = sla.lapack.spotrf(g, lower=1, overwrite_a=1, clean=0)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"Cholesky failed (info={info}); increase l2")
+        inv, info = sla.lapack.spotri(c, lower=1, overwrite_c=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"potri failed (info={info})")
+        iu = np.triu_indices(n, 1)
+        inv[iu] = inv.T[iu]
+        return inv
+    h = n // 2
+    a_inv = spd_inverse(np.ascontiguousarray(g[:h, :h]))
+    b = np.ascontiguousarray(g[:h, h:])
+    ainv_b = a_inv @ b                      # h × (n-h)
+    s = np.ascontiguousarray(g[h:, h:])
+    s -= b.T @ ainv_b                        # Schur complement D - Bᵀ A⁻¹ B
+    del b
+    s_inv = spd_inverse(s)
+    out = g  # reuse the input's memory
+    t = ainv_b @ s_inv                       # A⁻¹ B S⁻¹
+    out[h:, h:] = s_inv
+    out[:h, h:] = -t
+    out[h:, :h] = -t.T
+    out[:h, :h] = a_inv + t @ ainv_b.T
+    return out
+
+
+@register
+class EASEStrategy(Strategy):
+    """Embarrassingly Shallow Autoencoder; scores are ``history @ B``."""
+
+    name = "ease"
+    Config = EASEConfig
+
+    def _fit(self, data: ShopData) -> None:
+        cfg = self.config
+        x = self.user_items_
+        n_items = x.shape[1]
+        budget_items = int(np.sqrt(cfg.memory_budget_gb * 1e9 / (3 * 4)))
+        limit = min(cfg.max_items or budget_items, n_items)
+        if limit < n_items:
+            users_per_item = np.asarray((x > 0).sum(axis=0)).ravel()
+            items = np.sort(np.argsort(-users_per_item, kind="stable")[:limit]).astype(np.int32)
+            log.warning("EASE: %d items exceed the limit of %d; fitting on the %d most popular",
+                        n_items, limit, limit)
+        else:
+            items = np.arange(n_items, dtype=np.int32)
+        xs = sp.csc_matrix(x[:, items] if limit < n_items else x, dtype=np.float32)
+        g = (xs.T @ xs).toarray().astype(np.float32, copy=False)
+        g[np.diag_indices_from(g)] += cfg.l2
+        p = spd_inverse(g)
+        d = np.diag(p).copy()
+        p /= -d[None, :]
+        p[np.diag_indices_from(p)] = 0.0
+        self.items_ = items
+        self.weights_ = p
+
+    def _score(self, queries: Queries) -> np.ndarray:
+        hist = self.history(queries)
+        if len(self.items_) == self.n_items_:
+            return np.asarray(hist @ self.weights_, dtype=np.float32)
+        out = np.full((len(queries), self.n_items_), -np.inf, dtype=np.float32)
+        out[:, self.items_] = hist[:, self.items_] @ self.weights_
+        return out
+
+    def _state(self) -> dict[str, Any]:
+        return {"items_": self.items_, "weights_": self.weights_}
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        self.items_ = state["items_"]
+        self.weights_ = state["weights_"]

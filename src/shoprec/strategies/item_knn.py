@@ -1,0 +1,115 @@
+"""Item-kNN: cosine, BM25 and behaviour-weighted co-visitation, with a sparse top-k neighbourhood."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from ..data import ShopData
+from .base import Queries, Strategy, StrategyConfig, register
+
+
+class ItemKNNConfig(StrategyConfig):
+    similarity: Literal["cosine", "bm25", "covisit"] = Field(
+        default="cosine",
+        description="cosine: over users; bm25: BM25-weighted dot product over users; covisit: "
+                    "behaviour-weighted co-occurrence within sessions (users when there are no sessions).")
+    neighbours: int = Field(default=200, ge=1, description="Neighbours kept per item.")
+    shrink: float = Field(default=10.0, ge=0,
+                          description="Added to the similarity denominator (cosine, covisit; not bm25).")
+    alpha: float = Field(default=0.5, ge=0, le=1,
+                         description="Normalisation asymmetry: ||i||^(2·alpha)·||j||^(2·(1-alpha)); 0.5 = cosine.")
+    bm25_k1: float = Field(default=1.2, gt=0)
+    bm25_b: float = Field(default=0.75, ge=0, le=1)
+    block_size: int = Field(default=1024, ge=1, description="Items per block when computing similarities.")
+
+
+def bm25_weight(x: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:
+    """BM25-weight a users×items matrix, items as documents and users as terms (as implicit does)."""
+    docs = sp.csr_matrix(x.T, dtype=np.float32)  # items × users
+    n_docs = docs.shape[0]
+    df = np.bincount(docs.indices, minlength=docs.shape[1])
+    idf = np.log(n_docs) - np.log1p(df)
+    length = np.asarray(docs.sum(axis=1)).ravel()
+    norm = (1.0 - b) + b * length / max(length.mean(), 1e-12)
+    rows = np.repeat(np.arange(n_docs), np.diff(docs.indptr))
+    docs.data = (docs.data * (k1 + 1.0) / (k1 * norm[rows] + docs.data) * idf[docs.indices]).astype(np.float32)
+    return sp.csr_matrix(docs.T)
+
+
+def topk_columns(dense: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices, column indices and values of the ``k`` largest positive entries of each column."""
+    n_rows, n_cols = dense.shape
+    kk = min(k, n_rows)
+    part = np.argpartition(-dense, kk - 1, axis=0)[:kk] if kk < n_rows else \
+        np.broadcast_to(np.arange(n_rows)[:, None], dense.shape)
+    vals = np.take_along_axis(dense, part, axis=0)
+    cols = np.broadcast_to(np.arange(n_cols), part.shape)
+    keep = vals > 0
+    return part[keep], cols[keep], vals[keep]
+
+
+@register
+class ItemKNNStrategy(Strategy):
+    """Item-based collaborative filtering: ``score(u, j) = Σ_i history(u, i) · sim(i, j)``.
+
+    The similarity matrix keeps, for every item ``j``, its ``neighbours`` most similar items, computed
+    block by block (``block_size`` columns at a time) so memory stays at ``n_items × block_size``.
+    """
+
+    name = "item_knn"
+    Config = ItemKNNConfig
+
+    def _fit(self, data: ShopData) -> None:
+        cfg = self.config
+        if cfg.similarity == "covisit" and data.sessions is not None and (data.events["session_idx"] >= 0).any():
+            ev = data.events[data.events["session_idx"] >= 0]
+            w = data.behaviour_weights(cfg.weights())[ev.index.to_numpy()]
+            keep = w > 0
+            x = sp.csr_matrix((w[keep], (ev["session_idx"].to_numpy()[keep], ev["item_idx"].to_numpy()[keep])),
+                              shape=(len(data.sessions), data.n_items), dtype=np.float32)
+            x.sum_duplicates()
+        else:
+            x = self.user_items_.copy()
+        if cfg.binary:
+            x.data[:] = 1.0
+        if cfg.similarity == "bm25":
+            x = bm25_weight(x, cfg.bm25_k1, cfg.bm25_b)
+        self.similarity_ = self._similarity(sp.csr_matrix(x, dtype=np.float32))
+
+    def _similarity(self, x: sp.csr_matrix) -> sp.csr_matrix:
+        cfg = self.config
+        n_items = x.shape[1]
+        xt = sp.csr_matrix(x.T)
+        xc = sp.csc_matrix(x)
+        sq = np.asarray(x.multiply(x).sum(axis=0)).ravel().astype(np.float32)
+        normalise = cfg.similarity != "bm25"
+        left = np.power(sq, cfg.alpha).astype(np.float32)
+        right = np.power(sq, 1.0 - cfg.alpha).astype(np.float32)
+        rows_all, cols_all, vals_all = [], [], []
+        for start in range(0, n_items, cfg.block_size):
+            stop = min(n_items, start + cfg.block_size)
+            block = (xt @ xc[:, start:stop]).toarray()
+            block[np.arange(start, stop), np.arange(stop - start)] = 0.0  # no self-similarity
+            if normalise:
+                block /= left[:, None] * right[None, start:stop] + cfg.shrink + 1e-12
+            r, c, v = topk_columns(block, cfg.neighbours)
+            rows_all.append(r)
+            cols_all.append(c + start)
+            vals_all.append(v.astype(np.float32))
+        sim = sp.csr_matrix((np.concatenate(vals_all), (np.concatenate(rows_all), np.concatenate(cols_all))),
+                            shape=(n_items, n_items), dtype=np.float32)
+        sim.sort_indices()
+        return sim
+
+    def _score(self, queries: Queries) -> np.ndarray:
+        return (self.history(queries) @ self.similarity_).toarray()
+
+    def _state(self) -> dict[str, Any]:
+        return {"similarity_": self.similarity_}
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        self.similarity_ = state["similarity_"]
