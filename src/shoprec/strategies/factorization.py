@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
+from threadpoolctl import threadpool_limits
 
 from ..data import ShopData
 from .base import Queries, Strategy, StrategyConfig, register
@@ -50,7 +51,8 @@ class ALSStrategy(Strategy):
         model = AlternatingLeastSquares(
             factors=cfg.factors, regularization=cfg.regularization, alpha=cfg.alpha,
             iterations=cfg.iterations, random_state=cfg.seed, num_threads=cfg.num_threads)
-        model.fit(self.user_items_, show_progress=False)
+        with threadpool_limits(1, "blas"):  # implicit parallelises itself; BLAS threads slow it down
+            model.fit(self.user_items_, show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
 
@@ -96,7 +98,8 @@ class BPRStrategy(Strategy):
         model = BayesianPersonalizedRanking(
             factors=cfg.factors, learning_rate=cfg.learning_rate, regularization=cfg.regularization,
             iterations=cfg.iterations, random_state=cfg.seed, num_threads=cfg.num_threads)
-        model.fit(self.user_items_, show_progress=False)
+        with threadpool_limits(1, "blas"):  # implicit parallelises itself; BLAS threads slow it down
+            model.fit(self.user_items_, show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
 
