@@ -201,7 +201,7 @@ class ShopData:
             events["session_idx"] = codes
         for col in ("scenario", "country", "device"):
             if col in frame.columns:
-                events[col] = frame[col].astype("category").to_numpy()
+                events[col] = pd.Categorical(frame[col].to_numpy())
         it = _reindex_table(item_table, items)
         ut = _reindex_table(user_table, users)
         return cls(events=events, users=users, items=items, sessions=sessions, item_table=it,
