@@ -8,7 +8,7 @@ from shoprec.testing import check_strategy, tiny_shop
 
 SMALL = {  # keep fits tiny and fast
     "als": {"factors": 8, "iterations": 5},
-    "bpr": {"factors": 8, "iterations": 20},
+    "bpr": {"factors": 8, "iterations": 20, "num_threads": 1},  # Hogwild SGD: only 1 thread is reproducible
     "linear_filter": {"factors": 4},
     "popularity": {},
     "popularity_category": {"mode": "category"},

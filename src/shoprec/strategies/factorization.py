@@ -29,7 +29,8 @@ class BPRConfig(StrategyConfig):
     regularization: float = Field(default=0.001, ge=0)
     iterations: int = Field(default=200, ge=1)
     seed: int = 42
-    num_threads: int = Field(default=0, ge=0)
+    num_threads: int = Field(default=0, ge=0, description="0 = all cores. Training is lock-free parallel "
+                             "SGD, so results are bit-reproducible only with 1 thread.")
 
 
 def _changed_rows(queries: Queries) -> np.ndarray:
