@@ -40,16 +40,20 @@ def bm25_weight(x: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:
     return sp.csr_matrix(docs.T)
 
 
-def topk_columns(dense: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices, column indices and values of the ``k`` largest positive entries of each column."""
-    n_rows, n_cols = dense.shape
-    kk = min(k, n_rows)
-    part = np.argpartition(-dense, kk - 1, axis=0)[:kk] if kk < n_rows else \
-        np.broadcast_to(np.arange(n_rows)[:, None], dense.shape)
-    vals = np.take_along_axis(dense, part, axis=0)
-    cols = np.broadcast_to(np.arange(n_cols), part.shape)
-    keep = vals > 0
-    return part[keep], cols[keep], vals[keep]
+def sparse_topk_rows(m: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices, column indices and values of the ``k`` largest positive entries of each row of
+    a sparse matrix (one lexsort over the stored entries; much faster than a dense partition when
+    most entries are zero)."""
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    cols, vals = m.indices, m.data
+    pos = vals > 0
+    rows, cols, vals = rows[pos], cols[pos], vals[pos]
+    order = np.lexsort((cols, -vals, rows))  # by row, best first, lower index on ties
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    first = np.searchsorted(rows, np.arange(m.shape[0]))
+    rank = np.arange(len(rows)) - first[rows]
+    keep = rank < k
+    return rows[keep], cols[keep], vals[keep]
 
 
 @register
@@ -83,8 +87,7 @@ class ItemKNNStrategy(Strategy):
     def _similarity(self, x: sp.csr_matrix) -> sp.csr_matrix:
         cfg = self.config
         n_items = x.shape[1]
-        xt = sp.csr_matrix(x.T)
-        xc = sp.csc_matrix(x)
+        xt = sp.csr_matrix(x.T)  # items × users
         sq = np.asarray(x.multiply(x).sum(axis=0)).ravel().astype(np.float32)
         normalise = cfg.similarity != "bm25"
         left = np.power(sq, cfg.alpha).astype(np.float32)
@@ -92,13 +95,15 @@ class ItemKNNStrategy(Strategy):
         rows_all, cols_all, vals_all = [], [], []
         for start in range(0, n_items, cfg.block_size):
             stop = min(n_items, start + cfg.block_size)
-            block = (xt @ xc[:, start:stop]).toarray()
-            block[np.arange(start, stop), np.arange(stop - start)] = 0.0  # no self-similarity
+            # row j of the block holds the dot products of target item start+j with every item i
+            block = sp.csr_matrix(xt[start:stop] @ x)
+            brow = np.repeat(np.arange(stop - start), np.diff(block.indptr))
+            block.data[block.indices == brow + start] = 0.0  # no self-similarity
             if normalise:
-                block /= left[:, None] * right[None, start:stop] + cfg.shrink + 1e-12
-            r, c, v = topk_columns(block, cfg.neighbours)
-            rows_all.append(r)
-            cols_all.append(c + start)
+                block.data /= left[block.indices] * right[start + brow] + cfg.shrink + 1e-12
+            target, neighbour, v = sparse_topk_rows(block, cfg.neighbours)
+            rows_all.append(neighbour)
+            cols_all.append(target + start)
             vals_all.append(v.astype(np.float32))
         sim = sp.csr_matrix((np.concatenate(vals_all), (np.concatenate(rows_all), np.concatenate(cols_all))),
                             shape=(n_items, n_items), dtype=np.float32)
