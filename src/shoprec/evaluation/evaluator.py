@@ -103,6 +103,9 @@ def evaluate_strategy(strategy: Strategy, task: EvalTask, ks: Sequence[int] = (1
                       name: str | None = None, fit: bool = True) -> EvalResult:
     """Fit ``strategy`` on ``task.train`` (unless ``fit=False``), rank the full catalogue for every
     query, and measure."""
+    if task.n_queries == 0:
+        raise ValueError(f"{task.name}: the split left no test queries ({task.protocol}); "
+                         "choose another split or cut")
     gc.collect()
     fit_seconds = 0.0
     with PeakMemory() as mem:
