@@ -37,9 +37,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 CF_STRATEGIES = [
     ("popularity", "popularity", {}),
-    ("item_knn (cosine)", "item_knn", {"similarity": "cosine", "neighbours": 200, "shrink": 10.0}),
+    ("item_knn (cosine)", "item_knn", {"similarity": "cosine", "neighbours": 200, "shrink": 10.0, "alpha": 0.7}),
     ("item_knn (bm25)", "item_knn", {"similarity": "bm25", "neighbours": 200}),
-    ("ease (≤22k items)", "ease", {"l2": 500.0}),
+    ("ease (20k items)", "ease", {"l2": 500.0}),
+    ("ease (all items)", "ease", {"l2": 500.0, "max_items": None}),
     ("als", "als", {"factors": 256, "alpha": 20.0, "regularization": 1.0, "iterations": 15}),
     ("bpr", "bpr", {}),
     ("linear_filter", "linear_filter", {}),
