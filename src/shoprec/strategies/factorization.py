@@ -49,10 +49,10 @@ class ALSStrategy(Strategy):
     def _fit(self, data: ShopData) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
         cfg = self.config
-        model = AlternatingLeastSquares(
-            factors=cfg.factors, regularization=cfg.regularization, alpha=cfg.alpha,
-            iterations=cfg.iterations, random_state=cfg.seed, num_threads=cfg.num_threads)
         with threadpool_limits(1, "blas"):  # implicit parallelises itself; BLAS threads slow it down
+            model = AlternatingLeastSquares(
+                factors=cfg.factors, regularization=cfg.regularization, alpha=cfg.alpha,
+                iterations=cfg.iterations, random_state=cfg.seed, num_threads=cfg.num_threads)
             model.fit(self.user_items_, show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
@@ -69,10 +69,12 @@ class ALSStrategy(Strategy):
         """One exact ALS least-squares step per row against the fixed item factors (batched, in C)."""
         from implicit.cpu.als import AlternatingLeastSquares
         cfg = self.config
-        model = AlternatingLeastSquares(factors=self.item_factors_.shape[1], regularization=cfg.regularization,
-                                        alpha=cfg.alpha, num_threads=cfg.num_threads)
-        model.item_factors = self.item_factors_
-        return model.recalculate_user(np.arange(hist.shape[0]), sp.csr_matrix(hist, dtype=np.float32))
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(factors=self.item_factors_.shape[1],
+                                            regularization=cfg.regularization, alpha=cfg.alpha,
+                                            num_threads=cfg.num_threads)
+            model.item_factors = self.item_factors_
+            return model.recalculate_user(np.arange(hist.shape[0]), sp.csr_matrix(hist, dtype=np.float32))
 
     def _score(self, queries: Queries) -> np.ndarray:
         return self._user_vectors(queries) @ self.item_factors_.T
