@@ -25,7 +25,8 @@ from ...exceptions import DataError
 from ..dataset import ShopData, empty_events
 from ..idmap import IdMap
 from ..schema import Behaviour
-from ._intlines import read_int_lines, require_file
+from .lightgcn import _pairs
+from ._intlines import require_file
 
 
 def _attributes_path(file: Path, attributes: str | Path | None | bool) -> Path | None:
@@ -69,15 +70,7 @@ def load_sasrec(file: str | Path, *, attributes: str | Path | None = "auto", nam
         Label (default: the file stem).
     """
     p = require_file(file)
-    il = read_int_lines(p, what="id")
-    counts = il.counts
-    rows = counts > 0
-    starts = il.indptr[:-1][rows]
-    line_users = il.values[starts]
-    is_item = np.ones(len(il.values), dtype=bool)
-    is_item[starts] = False
-    users_ev = np.repeat(line_users, counts[rows] - 1)
-    items_ev = il.values[is_item]
+    users_ev, items_ev, line_users = _pairs(p)
     if len(items_ev) == 0:
         raise DataError("no item in any sequence", path=str(p))
     # position within the user's sequence (continues if a user has several lines)
