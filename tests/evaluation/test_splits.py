@@ -95,3 +95,19 @@ def test_basket_hold_one_out_hides_one_item_per_basket():
     hidden = set(d.items.to_external(t.relevant[0].indices))
     assert len(basket) == 2 and len(hidden) == 1 and basket | hidden == {"a", "b", "c"}
     assert set(d.items.to_external(t.exclude[0].indices)) == basket
+
+
+def test_topk_sparse_path_matches_a_full_sort():
+    """Blocks dominated by one value (0 or -inf) take the sparse path; results equal a stable sort."""
+    rng = np.random.default_rng(3)
+    s = np.zeros((50, 400), dtype=np.float32)
+    cols = rng.integers(0, 400, (50, 6))
+    np.put_along_axis(s, cols, rng.integers(1, 4, (50, 6)).astype(np.float32), axis=1)  # ties too
+    s[10:15] = -np.inf
+    s[10, 5] = 2.0
+    for k in (3, 10):
+        idx, val = topk(s, k)
+        ref = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        ref_val = np.take_along_axis(s, ref, axis=1)
+        ref = np.where(np.isneginf(ref_val), -1, ref)
+        np.testing.assert_array_equal(idx, ref)
