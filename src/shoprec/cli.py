@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="shoprec: recommendations for every page of an online shop.")
-console = Console()
+# piped output (CI logs, files) gets a width that fits the metric tables instead of Rich's 80
+console = Console() if sys.stdout.isatty() else Console(width=140)
 
 DEFAULT_METRICS = ("recall", "ndcg", "hr", "mrr")
 
@@ -46,23 +49,23 @@ def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def results_table(results, ks, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("strategy", style="bold")
-    cols = [f"{m}@{k}" for k in ks for m in DEFAULT_METRICS]
+    """Strategies × metrics: recall and NDCG at every k; HR, MRR, coverage, novelty at the largest."""
     k = max(ks)
+    cols = [f"{m}@{kk}" for kk in ks for m in ("recall", "ndcg")] + [f"hr@{k}", f"mrr@{k}"]
     extra = [f"coverage@{k}", f"novelty@{k}"]
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("strategy", style="bold")
     for c in cols + extra:
+        table.add_column(c.replace("coverage", "cov").replace("novelty", "nov"), justify="right")
+    for c in ("fit s", "rank s", "GiB"):
         table.add_column(c, justify="right")
-    table.add_column("fit s", justify="right")
-    table.add_column("rank s", justify="right")
-    table.add_column("peak GiB", justify="right")
     best = {c: max((r.metrics.get(c, float("nan")) for r in results),
                    key=lambda v: -math.inf if math.isnan(v) else v) for c in cols}
     for r in results:
         cells = []
         for c in cols + extra:
             v = r.metrics.get(c, float("nan"))
-            s = "–" if math.isnan(v) else f"{v:.4f}"
+            s = "–" if math.isnan(v) else (f"{v:.2f}" if c.startswith("novelty") else f"{v:.4f}")
             cells.append(f"[green]{s}[/]" if c in best and v == best[c] else s)
         table.add_row(r.strategy, *cells, f"{r.fit_seconds:.1f}", f"{r.recommend_seconds:.1f}",
                       f"{r.peak_rss_gib:.2f}")
@@ -134,9 +137,9 @@ def evaluate(
         raise typer.Exit(2) from None
 
 
-def _print_report(loaded) -> None:
+def _print_report(loaded, examples: int | None = 3) -> None:
     if isinstance(loaded, tuple) and len(loaded) == 2 and hasattr(loaded[1], "summary"):
-        console.print(loaded[1].summary())
+        console.print(loaded[1].summary(examples), highlight=False)
 
 
 @app.command()
@@ -150,9 +153,9 @@ def demo(
 
     console.print(f"[bold]shoprec demo[/] — {DEMO_CREDIT}")
     data, report = load_online_retail(DEMO_PATH)
-    console.print(report.summary())
+    _print_report((data, report), examples=1)
     run_evaluation((data, report), strategies=["popularity", "item_knn", "ease", "als", "linear_filter",
-                                               "sequential"],
+                                               "sequential", "session_knn"],
                    ks=_parse_ks(k), split="temporal", params={"item_knn": {"similarity": "covisit"}},
                    sequential=False, json_path=json_out,
                    title="demo shop: next purchases after the temporal cut (known customers)")

@@ -148,8 +148,9 @@ class LoadReport:
     def rows_skipped(self) -> int:
         return int(sum(self.skipped.values()))
 
-    def summary(self) -> str:
-        """A short human-readable account: counts, skip reasons, example messages."""
+    def summary(self, examples: int | None = None) -> str:
+        """A short human-readable account: counts, skip reasons, example messages (all of them, or
+        the first ``examples`` per reason)."""
         name = Path(self.path).name or self.path
         out = [f"{name}: read {self.rows_read:,} rows, kept {self.rows_kept:,}, "
                f"skipped {self.rows_skipped:,}"]
@@ -160,11 +161,20 @@ class LoadReport:
             out.append("  recoded: " + ", ".join(f"{k} {v:,}" for k, v in self.recoded.items()))
         for note in self.notes:
             out.append(f"  note: {note}")
-        if self.examples:
+        shown = self.examples
+        if examples is not None:
+            seen: dict[str, int] = {}
+            shown = []
+            for e in self.examples:
+                reason = e.split("]", 1)[0]
+                seen[reason] = seen.get(reason, 0) + 1
+                if seen[reason] <= examples:
+                    shown.append(e)
+        if shown:
             out.append("  examples:")
-            out.extend(f"    {e}" for e in self.examples)
+            out.extend(f"    {e}" for e in shown)
         for r in self.related:
-            out.extend("  " + line for line in r.summary().splitlines())
+            out.extend("  " + line for line in r.summary(examples).splitlines())
         return "\n".join(out)
 
     def __str__(self) -> str:
