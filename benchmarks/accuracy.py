@@ -2,6 +2,7 @@
 
     python benchmarks/accuracy.py                      # all datasets (≈ 25 min on 2 cores)
     python benchmarks/accuracy.py --datasets beauty,diginetica
+    python benchmarks/accuracy.py --datasets yelp2018 --only "als,bpr"   # re-run some rows, keep the rest
     python benchmarks/accuracy.py --write-only         # rebuild BENCHMARKS.md from benchmarks/results/
 
 Each dataset's results are saved to ``benchmarks/results/accuracy-<dataset>.json``; BENCHMARKS.md is
@@ -108,7 +109,9 @@ DATASETS = {
 }
 
 
-def run_dataset(name: str, root: Path) -> dict:
+def run_dataset(name: str, root: Path, only: set[str] | None = None) -> dict:
+    """Run the dataset's strategies (those labelled in ``only``, if given, replacing their rows in
+    the saved results and keeping the others)."""
     spec = DATASETS[name]
     start = time.perf_counter()
     task = spec["load"](root)
@@ -118,6 +121,8 @@ def run_dataset(name: str, root: Path) -> dict:
                   f"(loaded in {load_seconds:.1f} s)\n  protocol: {task.protocol}")
     results = []
     for label, strat, params in spec["strategies"]:
+        if only is not None and label not in only:
+            continue
         with console.status(f"{name}: {label}…"):
             res = evaluate_strategy(make_strategy(strat, **params), task, spec["ks"], name=label)
         res.extra["params"] = params
@@ -129,15 +134,22 @@ def run_dataset(name: str, root: Path) -> dict:
                       f"(fit {res.fit_seconds:.1f} s, rank {res.recommend_seconds:.1f} s, "
                       f"peak {res.peak_rss_gib:.2f} GiB)")
     console.print(results_table(results, spec["ks"], name))
+    out = RESULTS / f"accuracy-{name}.json"
+    rows = [r.as_dict() for r in results]
+    if only is not None and out.exists():
+        new = {r["strategy"]: r for r in rows}
+        old = {r["strategy"]: r for r in json.loads(out.read_text())["results"]}
+        rows = [new.get(label) or old.get(label) for label, _, _ in spec["strategies"]
+                if (new.get(label) or old.get(label)) is not None]
     payload = {
         "dataset": name, "protocol": task.protocol, "ks": list(spec["ks"]),
         "n_users": task.train.n_users, "n_items": task.train.n_items,
         "n_train_events": task.train.n_events, "n_queries": task.n_queries,
         "published": spec["published"], "date": dt.date.today().isoformat(),
-        "machine": machine(), "results": [r.as_dict() for r in results],
+        "machine": machine(), "results": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"accuracy-{name}.json").write_text(json.dumps(payload, indent=2, default=float))
+    out.write_text(json.dumps(payload, indent=2, default=float))
     return payload
 
 
@@ -156,13 +168,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--only", help="Comma-separated strategy labels to (re)run; other saved rows are kept.")
     ap.add_argument("--write-only", action="store_true")
     args = ap.parse_args()
     if not args.write_only:
         for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
             if name not in DATASETS:
                 ap.error(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-            run_dataset(name, args.data_root.resolve())
+            only = {x.strip() for x in args.only.split(",")} if args.only else None
+            run_dataset(name, args.data_root.resolve(), only)
     sys.path.insert(0, str(Path(__file__).parent))
     write_markdown()
 

@@ -27,7 +27,7 @@ class BPRConfig(StrategyConfig):
     factors: int = Field(default=128, ge=1)
     learning_rate: float = Field(default=0.05, gt=0)
     regularization: float = Field(default=0.001, ge=0)
-    iterations: int = Field(default=200, ge=1)
+    iterations: int = Field(default=100, ge=1)
     seed: int = 42
     num_threads: int = Field(default=0, ge=0, description="0 = all cores. Training is lock-free parallel "
                              "SGD, so results are bit-reproducible only with 1 thread.")
