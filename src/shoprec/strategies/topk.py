@@ -5,12 +5,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-#: Below this share of entries above the row minimum, a block takes the sparse path: numpy's
-#: argpartition degrades ~15× on rows dominated by one repeated value (0 or -inf), which is what
-#: neighbourhood strategies produce.
-SPARSE_SHARE = 0.05
-
-
 def mask_scores(scores: np.ndarray, exclude: sp.csr_matrix | None) -> np.ndarray:
     """Set the excluded entries of a dense (n, n_items) score block to -inf, in place."""
     if exclude is not None and exclude.nnz:
@@ -35,12 +29,23 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     kk = min(k, m)
     if kk == 0 or n == 0:
         return np.full((n, k), -1, dtype=np.int32), np.full((n, k), -np.inf, dtype=np.float32)
-    floor = scores.min(axis=1)
-    above = scores > floor[:, None]
-    if np.count_nonzero(above) < SPARSE_SHARE * above.size:
-        idx, vals = _topk_sparse(scores, kk, floor, above)
-    else:
+    # numpy's argpartition slows down ~10× on rows dominated by one repeated value (the zeros of a
+    # neighbourhood strategy, the -inf of exclusions). Rows with at least k positive scores only
+    # need their positives: the rest is replaced by distinct negative values, decreasing with the
+    # item index, which keeps every answer exact.
+    positive = scores > 0
+    many = np.count_nonzero(positive, axis=1) >= kk
+    if many.all():
+        idx, vals = _topk_dense(np.where(positive, scores, _ramp(m)), kk)
+    elif not many.any():
         idx, vals = _topk_dense(scores, kk)
+    else:
+        idx = np.empty((n, kk), dtype=np.int32)
+        vals = np.empty((n, kk), dtype=np.float32)
+        rows = np.flatnonzero(many)
+        idx[rows], vals[rows] = _topk_dense(np.where(positive[rows], scores[rows], _ramp(m)), kk)
+        rows = np.flatnonzero(~many)
+        idx[rows], vals[rows] = _topk_dense(scores[rows], kk)
     bad = ~np.isfinite(vals) & (vals < 0)
     idx[bad] = -1
     if kk < k:
@@ -78,29 +83,12 @@ def _topk_dense(scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, vals
 
 
-def _topk_sparse(scores: np.ndarray, kk: int, floor: np.ndarray,
-                 above: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k when most entries of each row equal the row minimum: sort only the entries above it,
-    then fill short rows with the lowest-index entries at the minimum."""
-    n, m = scores.shape
-    r, c = np.nonzero(above)
-    v = scores[r, c]
-    order = np.lexsort((c, -v, r))
-    r, c, v = r[order], c[order], v[order]
-    rank = np.arange(len(r)) - np.searchsorted(r, r)
-    keep = rank < kk
-    idx = np.full((n, kk), -1, dtype=np.int32)
-    vals = np.full((n, kk), -np.inf, dtype=np.float32)
-    idx[r[keep], rank[keep]] = c[keep]
-    vals[r[keep], rank[keep]] = v[keep]
-    count = np.minimum(np.bincount(r, minlength=n), kk)
-    short = np.flatnonzero((count < kk) & np.isfinite(floor))
-    if len(short):
-        eq = ~above[short]  # entries at the row minimum
-        need = kk - count[short]
-        sel = eq & (np.cumsum(eq, axis=1) <= need[:, None])
-        rr, cc = np.nonzero(sel)
-        pos = count[short][rr] + (np.arange(len(rr)) - np.searchsorted(rr, rr))
-        idx[short[rr], pos] = cc
-        vals[short[rr], pos] = floor[short][rr]
-    return idx, vals
+_RAMP = np.zeros(0, dtype=np.float32)
+
+
+def _ramp(m: int) -> np.ndarray:
+    """``-1, -2, …, -m`` as float32 (exact up to 2²⁴ items), cached."""
+    global _RAMP
+    if len(_RAMP) < m:
+        _RAMP = -np.arange(1, m + 1, dtype=np.float32)
+    return _RAMP[:m]
