@@ -108,3 +108,12 @@ def test_als_folds_in_an_unknown_user():
     known = s.score(Queries.for_users([3]))
     anon = s.score(Queries.for_sessions(Ragged.from_lists([[2, 3]])))  # same history as user 3
     assert np.corrcoef(known[0], anon[0])[0, 1] > 0.9
+
+
+def test_row_parallel_scoring_equals_serial():
+    from shoprec.strategies._parallel import by_row_chunks
+    rng = np.random.default_rng(0)
+    h = sp.random(300, 50, density=0.1, format="csr", random_state=1, dtype=np.float32)
+    w = rng.random((50, 40), dtype=np.float32)
+    got = by_row_chunks(lambda rows: h[rows] @ w, 300, 40, min_rows=16)
+    np.testing.assert_allclose(got, h @ w, rtol=1e-6)

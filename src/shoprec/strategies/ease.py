@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from ..data import ShopData
+from ._parallel import by_row_chunks
 from .base import Queries, Strategy, StrategyConfig, register
 
 log = logging.getLogger(__name__)
@@ -106,9 +107,11 @@ class EASEStrategy(Strategy):
     def _score(self, queries: Queries) -> np.ndarray:
         hist = self.history(queries)
         if len(self.items_) == self.n_items_:
-            return np.asarray(hist @ self.weights_, dtype=np.float32)
+            return by_row_chunks(lambda rows: hist[rows] @ self.weights_, hist.shape[0], self.n_items_)
+        sub = sp.csr_matrix(hist[:, self.items_])
         out = np.full((len(queries), self.n_items_), -np.inf, dtype=np.float32)
-        out[:, self.items_] = hist[:, self.items_] @ self.weights_
+        out[:, self.items_] = by_row_chunks(lambda rows: sub[rows] @ self.weights_, sub.shape[0],
+                                            len(self.items_))
         return out
 
     def _state(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from ..data import ShopData
+from ._parallel import by_row_chunks
 from .base import Queries, Strategy, StrategyConfig, register
 
 
@@ -111,7 +112,8 @@ class ItemKNNStrategy(Strategy):
         return sim
 
     def _score(self, queries: Queries) -> np.ndarray:
-        return (self.history(queries) @ self.similarity_).toarray()
+        h = self.history(queries)
+        return by_row_chunks(lambda rows: (h[rows] @ self.similarity_).toarray(), h.shape[0], self.n_items_)
 
     def _state(self) -> dict[str, Any]:
         return {"similarity_": self.similarity_}

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from ..data import ShopData
+from ._parallel import by_row_chunks, n_workers
 from .base import Queries, Strategy, StrategyConfig, register
 
 
@@ -84,14 +85,19 @@ class LinearFilterStrategy(Strategy):
     def _score(self, queries: Queries) -> np.ndarray:
         h = self.history(queries)
         h.data[:] = 1.0 if self.config.binary else h.data
-        n = h.shape[0]
-        scores = np.empty((n, self.n_items_), dtype=np.float32)
         # h·R̃ᵀ is nearly dense: multiply it densely with R̃ (10× faster than a sparse·sparse product),
         # in row chunks that keep the (rows × n_users) intermediate inside the block budget
-        step = max(1, self.block_cells // max(self.norm_.shape[0], 1))
-        for start in range(0, n, step):
-            mid = (h[start:start + step] @ self.norm_t_).toarray()
-            scores[start:start + step] = np.asarray(mid @ self.norm_)
+        step = max(1, self.block_cells // max(self.norm_.shape[0], 1) // n_workers())
+
+        def part(rows: slice) -> np.ndarray:
+            hh = h[rows]
+            out = np.empty((hh.shape[0], self.n_items_), dtype=np.float32)
+            for start in range(0, hh.shape[0], step):
+                mid = (hh[start:start + step] @ self.norm_t_).toarray()
+                out[start:start + step] = np.asarray(mid @ self.norm_)
+            return out
+
+        scores = by_row_chunks(part, h.shape[0], self.n_items_)
         if len(self.vt_):
             scale = self.item_scale_
             inv_scale = np.where(scale > 0, 1.0 / np.maximum(scale, 1e-12), 0.0).astype(np.float32)
