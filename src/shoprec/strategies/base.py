@@ -229,7 +229,6 @@ class Strategy(ABC):
     def history(self, queries: Queries, *, include_basket: bool = True) -> sp.csr_matrix:
         """Behaviour-weighted (n, n_items) history of each query: training rows of known users plus
         the query's own items (and basket)."""
-        n = len(queries)
         known = queries.user_idx >= 0
         rows = np.where(known, queries.user_idx, 0)
         hist = self.user_items_[rows]
