@@ -86,6 +86,11 @@ class ShopData:
     def n_events(self) -> int:
         return len(self.events)
 
+    @property
+    def has_sessions(self) -> bool:
+        """Whether any event carries a session id."""
+        return self.sessions is not None and bool((self.events["session_idx"].to_numpy() >= 0).any())
+
     def __repr__(self) -> str:
         return (f"ShopData(name={self.name!r}, n_users={self.n_users}, n_items={self.n_items}, "
                 f"n_events={self.n_events})")

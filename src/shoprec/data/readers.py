@@ -483,7 +483,8 @@ def infer_format(path: PathLike, format: str | None = None) -> str:
     return _FORMATS[suffix]
 
 
-def _require_file(path: PathLike) -> Path:
+def require_file(path: PathLike) -> Path:
+    """The path of an existing file, or FileNotFoundError / IsADirectoryError naming it."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
@@ -513,7 +514,7 @@ _SKIPPING = re.compile(r"Skipping line (\d+): ([^\n]*)")
 def _read_raw(path: PathLike, fmt: str | None, delimiter: str | None, *, encoding: str = "utf-8",
               names: Sequence[str] | None = None) -> _Raw:
     """Read a file as-is (CSV: every column as text), with the file line of every row."""
-    p = _require_file(path)
+    p = require_file(path)
     fmt = infer_format(p, fmt)
     if fmt in ("csv", "tsv"):
         return _read_csv(p, fmt, delimiter, encoding, names)

@@ -70,7 +70,7 @@ class ItemKNNStrategy(Strategy):
 
     def _fit(self, data: ShopData) -> None:
         cfg = self.config
-        if cfg.similarity == "covisit" and data.sessions is not None and (data.events["session_idx"] >= 0).any():
+        if cfg.similarity == "covisit" and data.has_sessions:
             ev = data.events[data.events["session_idx"] >= 0]
             w = data.behaviour_weights(cfg.weights())[ev.index.to_numpy()]
             keep = w > 0

@@ -130,8 +130,7 @@ class SequentialStrategy(Strategy):
         n_items = data.n_items
         by = cfg.sequences
         if by == "auto":
-            has = data.sessions is not None and bool((data.events["session_idx"].to_numpy() >= 0).any())
-            by = "session" if has else "user"
+            by = "session" if data.has_sessions else "user"
         seqs = data.sequences(by=by)
 
         s, d, w = _pairs(seqs, cfg.max_gap, cfg.gap_power)

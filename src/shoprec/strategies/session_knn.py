@@ -185,7 +185,7 @@ class SessionKNNStrategy(Strategy):
         cfg: SessionKNNConfig = self.config
         n_items = data.n_items
         ev = data.events
-        by_session = data.sessions is not None and bool((ev["session_idx"].to_numpy() >= 0).any())
+        by_session = data.has_sessions
         seqs = data.sequences(by="session" if by_session else "user")
         n_sess = len(seqs)
 

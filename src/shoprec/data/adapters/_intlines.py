@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ...exceptions import DataError, EmptyInputError
+from ..readers import require_file  # noqa: F401  (re-exported for the adapters)
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,6 @@ class IntLines:
 
     def __len__(self) -> int:
         return len(self.line_no)
-
-
-def require_file(path: str | Path) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file")
-    if p.is_dir():
-        raise IsADirectoryError(f"{p}: is a folder, expected a file")
-    return p
 
 
 def require_folder(path: str | Path) -> Path:
