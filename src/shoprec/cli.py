@@ -132,8 +132,8 @@ def evaluate(
         fmt = data.split(":", 1)[0]
         run_evaluation(loaded, strategies=names, ks=ks, split=split, params=params,
                        sequential=fmt in ("sasrec",), json_path=json_out, title=data)
-    except ShoprecError as e:
-        console.print(f"[red]error:[/] {e}")
+    except (ShoprecError, OSError, ValueError) as e:  # bad input: a message, not a traceback
+        console.print(f"[red]error:[/] {e}", highlight=False)
         raise typer.Exit(2) from None
 
 

@@ -17,6 +17,8 @@ Each adapter's module docstring documents its source format and how rows map to 
 
 from __future__ import annotations
 
+import inspect
+
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -73,9 +75,15 @@ def load(spec: str, **kwargs: Any) -> Any:
     """Load ``"FORMAT:PATH"`` with the adapter of that format; keyword arguments go to the adapter.
 
     Returns what the adapter returns (see the table in this module's docstring).
+    ``strict`` is passed only to adapters that skip rows; the research-split formats (lightgcn,
+    sasrec, sessions) never skip a line, they raise on the first malformed one, so they are strict
+    already.
     """
     fmt, path = parse_spec(spec)
-    return ADAPTERS[fmt](path, **kwargs)
+    fn = ADAPTERS[fmt]
+    if "strict" in kwargs and "strict" not in inspect.signature(fn).parameters:
+        kwargs.pop("strict")
+    return fn(path, **kwargs)
 
 
 __all__ = [
