@@ -114,7 +114,7 @@ def render() -> Path:
         lines += ["", "Settings: " + "; ".join(params), ""]
         default = default_rows(d)
         fit_total = sum(r["fit_seconds"] for r in default)
-        lines += [f"Fitting every strategy once with its default settings "
+        lines += [f"Fitting every strategy once (the first row of each, settings above) "
                   f"({', '.join(r['strategy'] for r in default)}): {fit_total:.0f} s in total, highest peak "
                   f"{max(r['peak_rss_gib'] for r in default):.2f} GiB.", ""]
 
