@@ -919,13 +919,19 @@ def read_events(path: PathLike, *, format: str | None = None, columns: Mapping[s
 
 
 # ============================================================================ item / user
-def _table_core(raw: _Raw, colmap: dict[str, str], v: _Validator, id_key: str, what: str) -> tuple[pd.Series, pd.DataFrame]:
+def _table_core(raw: _Raw, colmap: dict[str, str], strict: bool, id_key: str,
+                what: str) -> tuple[LoadReport, _Validator, pd.Series, pd.DataFrame]:
+    """Shared start of the item and user tables: report, validator, empty rows, missing ids."""
+    report = LoadReport(str(raw.path), rows_read=raw.rows_read)
+    v = _Validator(report, raw.path, raw.lines, raw.label, strict)
+    for reason, line, fld, msg in raw.outside:
+        v.outside(reason, line, fld, msg)
     f = raw.frame
     n = len(f)
     v.reject("empty_row", f.isna().all(axis=1).to_numpy(), None, lambda i: "empty line; expected a data row")
     ids = _ids(f[colmap[id_key]], n, f.index)
     v.reject(f"missing_{id_key}", ids.isna().to_numpy(), colmap[id_key], lambda i: f"empty; expected {what} id")
-    return ids, f
+    return report, v, ids, f
 
 
 def _drop_repeated_ids(ids: pd.Series, v: _Validator, raw: _Raw, id_key: str, fld: str) -> None:
@@ -944,11 +950,7 @@ def _drop_repeated_ids(ids: pd.Series, v: _Validator, raw: _Raw, id_key: str, fl
 
 
 def _items_from_raw(raw: _Raw, colmap: dict[str, str], strict: bool) -> tuple[pd.DataFrame, LoadReport]:
-    report = LoadReport(str(raw.path), rows_read=raw.rows_read)
-    v = _Validator(report, raw.path, raw.lines, raw.label, strict)
-    for reason, line, fld, msg in raw.outside:
-        v.outside(reason, line, fld, msg)
-    ids, f = _table_core(raw, colmap, v, "item_id", "an item")
+    report, v, ids, f = _table_core(raw, colmap, strict, "item_id", "an item")
     n = len(f)
     cols: dict[str, object] = {}
     for k in ITEM_COLUMNS:
@@ -995,11 +997,7 @@ def read_items(path: PathLike, *, format: str | None = None, columns: Mapping[st
 
 
 def _users_from_raw(raw: _Raw, colmap: dict[str, str], strict: bool) -> tuple[pd.DataFrame, LoadReport]:
-    report = LoadReport(str(raw.path), rows_read=raw.rows_read)
-    v = _Validator(report, raw.path, raw.lines, raw.label, strict)
-    for reason, line, fld, msg in raw.outside:
-        v.outside(reason, line, fld, msg)
-    ids, f = _table_core(raw, colmap, v, "user_id", "a user")
+    report, v, ids, f = _table_core(raw, colmap, strict, "user_id", "a user")
     _drop_repeated_ids(ids, v, raw, "user_id", colmap["user_id"])
     v.finish()
     keep = v.alive
