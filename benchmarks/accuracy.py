@@ -26,12 +26,11 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from shoprec.cli import results_table  # noqa: E402
+from shoprec.cli import result_line, results_table  # noqa: E402
 from shoprec.data.adapters import load_lightgcn, load_online_retail, load_sasrec, load_sessions  # noqa: E402
-from shoprec.evaluation.evaluator import evaluate_strategy  # noqa: E402
+from shoprec.evaluation.evaluator import evaluate  # noqa: E402
 from shoprec.evaluation.splits import (from_train_test, leave_one_out, session_next_item,  # noqa: E402
                                        temporal_split)
-from shoprec.strategies import make_strategy  # noqa: E402
 
 console = Console()
 RESULTS = ROOT / "benchmarks" / "results"
@@ -119,20 +118,11 @@ def run_dataset(name: str, root: Path, only: set[str] | None = None) -> dict:
     console.print(f"[bold]{name}[/]: {task.train.n_users:,} users, {task.train.n_items:,} items, "
                   f"{task.train.n_events:,} train events, {task.n_queries:,} queries "
                   f"(loaded in {load_seconds:.1f} s)\n  protocol: {task.protocol}")
-    results = []
-    for label, strat, params in spec["strategies"]:
-        if only is not None and label not in only:
-            continue
-        with console.status(f"{name}: {label}…"):
-            res = evaluate_strategy(make_strategy(strat, **params), task, spec["ks"], name=label)
-        res.extra["params"] = params
-        res.extra["strategy_name"] = strat
-        results.append(res)
-        k = max(spec["ks"])
-        console.print(f"  {label}: recall@{k} {res.metrics[f'recall@{k}']:.4f} ndcg@{k} "
-                      f"{res.metrics[f'ndcg@{k}']:.4f} hr@{k} {res.metrics[f'hr@{k}']:.4f} "
-                      f"(fit {res.fit_seconds:.1f} s, rank {res.recommend_seconds:.1f} s, "
-                      f"peak {res.peak_rss_gib:.2f} GiB)")
+    specs = [s for s in spec["strategies"] if only is None or s[0] in only]
+    with console.status("") as status:
+        results = evaluate(specs, task, spec["ks"],
+                           on_start=lambda label: status.update(f"{name}: {label}…"),
+                           on_result=lambda res: console.print(result_line(res, spec["ks"])))
     console.print(results_table(results, spec["ks"], name))
     out = RESULTS / f"accuracy-{name}.json"
     rows = [r.as_dict() for r in results]

@@ -72,12 +72,20 @@ def results_table(results, ks, title: str) -> Table:
     return table
 
 
+def result_line(res, ks) -> str:
+    """One line per finished strategy: headline metrics at the largest k, time and memory."""
+    k = max(ks)
+    return (f"  {res.strategy}: " + ", ".join(f"{m}@{k} {res.metrics[f'{m}@{k}']:.4f}"
+                                             for m in ("recall", "ndcg", "hr")) +
+            f" (fit {res.fit_seconds:.1f} s, rank {res.recommend_seconds:.1f} s, "
+            f"peak {res.peak_rss_gib:.2f} GiB)")
+
+
 def run_evaluation(loaded, *, strategies: list[str], ks: tuple[int, ...], split: str,
                    params: dict[str, dict[str, Any]], sequential: bool, json_path: Optional[Path],
                    title: str) -> list:
-    from .evaluation.evaluator import evaluate_strategy
+    from .evaluation.evaluator import evaluate
     from .evaluation.tasks import make_task
-    from .strategies import make_strategy
 
     with console.status("building the evaluation task…"):
         task = make_task(loaded, split, sequential=sequential)
@@ -87,16 +95,11 @@ def run_evaluation(loaded, *, strategies: list[str], ks: tuple[int, ...], split:
     unknown = set(params) - set(strategies)
     if unknown:
         raise typer.BadParameter(f"--param names strategies not in --strategies: {sorted(unknown)}")
-    results = []
-    for name in strategies:
-        strategy = make_strategy(name, **params.get(name, {}))
-        with console.status(f"fitting and ranking with [bold]{name}[/]…"):
-            res = evaluate_strategy(strategy, task, ks, name=name)
-        results.append(res)
-        console.print(f"  {name}: " + ", ".join(f"{m}@{max(ks)} {res.metrics[f'{m}@{max(ks)}']:.4f}"
-                                                for m in ("recall", "ndcg")) +
-                      f" (fit {res.fit_seconds:.1f} s, rank {res.recommend_seconds:.1f} s)")
-        del strategy
+    with console.status("") as status:
+        results = evaluate(
+            [(name, name, params.get(name, {})) for name in strategies], task, ks,
+            on_start=lambda label: status.update(f"fitting and ranking with [bold]{label}[/]…"),
+            on_result=lambda res: console.print(result_line(res, ks)))
     console.print(results_table(results, ks, title))
     if json_path is not None:
         payload = {"task": task.name, "protocol": task.protocol, "n_queries": task.n_queries,

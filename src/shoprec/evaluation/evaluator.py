@@ -10,13 +10,13 @@ import gc
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import psutil
 
-from ..strategies.base import Strategy
+from ..strategies.base import Strategy, make_strategy
 from . import metrics as M
 from .splits import EvalTask
 
@@ -121,14 +121,21 @@ def evaluate_strategy(strategy: Strategy, task: EvalTask, ks: Sequence[int] = (1
                       mem.peak_gib, task.n_queries)
 
 
-def evaluate(strategies: Mapping[str, Strategy] | Iterable[tuple[str, Strategy]], task: EvalTask,
+def evaluate(specs: Iterable[tuple[str, str, Mapping[str, Any]]], task: EvalTask,
              ks: Sequence[int] = (10, 20), *,
+             on_start: Callable[[str], None] | None = None,
              on_result: Callable[[EvalResult], None] | None = None) -> list[EvalResult]:
-    """Evaluate several strategies on one task, one after the other; each is freed after use."""
-    items = list(strategies.items() if isinstance(strategies, Mapping) else strategies)
+    """Evaluate ``(label, strategy name, parameters)`` specs on one task, one after the other.
+
+    Each strategy is built just before its turn and dropped after it, so the peak memory is that of
+    the largest strategy, not the sum. ``on_start(label)`` and ``on_result(result)`` report progress.
+    """
     results = []
-    for label, strategy in items:
-        res = evaluate_strategy(strategy, task, ks, name=label)
+    for label, name, params in specs:
+        if on_start is not None:
+            on_start(label)
+        res = evaluate_strategy(make_strategy(name, **params), task, ks, name=label)
+        res.extra.update(strategy_name=name, params=dict(params))
         results.append(res)
         if on_result is not None:
             on_result(res)
