@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..data import SessionCases, ShopData, TrainTest
+from ..data import Behaviour, SessionCases, ShopData, TrainTest
 from .splits import (EvalTask, basket_hold_one_out, from_train_test, leave_one_out, session_next_item,
                      temporal_split)
 
@@ -42,7 +42,6 @@ def make_task(loaded: Any, split: str = "auto", *, sequential: bool = False) -> 
 
 
 def _test_behaviours(data: ShopData):
-    from ..data import Behaviour
     present = set(data.events["behaviour"].unique().tolist())
     if int(Behaviour.PURCHASE) in present:
         return (Behaviour.PURCHASE,)

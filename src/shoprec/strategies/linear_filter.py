@@ -84,7 +84,8 @@ class LinearFilterStrategy(Strategy):
 
     def _score(self, queries: Queries) -> np.ndarray:
         h = self.history(queries)
-        h.data[:] = 1.0 if self.config.binary else h.data
+        if self.config.binary:
+            h.data[:] = 1.0
         # h·R̃ᵀ is nearly dense: multiply it densely with R̃ (10× faster than a sparse·sparse product),
         # in row chunks that keep the (rows × n_users) intermediate inside the block budget
         step = max(1, self.block_cells // max(self.norm_.shape[0], 1) // n_workers())
