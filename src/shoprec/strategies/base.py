@@ -53,6 +53,11 @@ class Queries:
         The item on the page (item page), or -1.
     basket : Ragged
         Items in the cart.
+    context : mapping of str to array (n,), optional
+        What else the page knows, one value per query: ``country``, ``device`` (str, "" = unknown),
+        ``query`` (search text), ``timestamp`` (unix seconds, -1 = unknown), and user attributes such
+        as ``gender``, ``age``, ``occupation`` for users the model does not know. Strategies read
+        the keys they understand and ignore the rest.
     """
 
     user_idx: np.ndarray
@@ -60,11 +65,19 @@ class Queries:
     current_item: np.ndarray
     basket: Ragged
     weights: np.ndarray | None = None
+    context: Mapping[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.user_idx)
         if len(self.items) != n or len(self.current_item) != n or len(self.basket) != n:
             raise ValueError("all query fields must have one row per query")
+        for key, value in (self.context or {}).items():
+            if len(value) != n:
+                raise ValueError(f"context[{key!r}] has {len(value)} values for {n} queries")
+
+    def get_context(self, key: str) -> np.ndarray | None:
+        """The per-query values of one context key, or None when the batch does not carry it."""
+        return None if self.context is None else self.context.get(key)
 
     def __len__(self) -> int:
         return len(self.user_idx)
@@ -87,8 +100,9 @@ class Queries:
         w = None
         if self.weights is not None:
             w = Ragged(self.items.indptr, self.weights).take(idx).values
+        ctx = None if self.context is None else {k: np.asarray(v)[idx] for k, v in self.context.items()}
         return Queries(self.user_idx[idx], self.items.take(idx), self.current_item[idx],
-                       self.basket.take(idx), w)
+                       self.basket.take(idx), w, ctx)
 
 
 @dataclass(frozen=True)
