@@ -7,6 +7,7 @@ The tree::
     │   ├── EmptyInputError       a file with no data rows
     │   └── SchemaError           missing / unknown columns, wrong delimiter
     ├── ConfigError               a configuration that does not validate
+    ├── RequestError              a recommendation request that does not validate
     ├── NotFittedError            a strategy used before ``fit``
     └── ArtifactError             a saved model that cannot be loaded
 """
@@ -47,6 +48,11 @@ class SchemaError(DataError):
 
 class ConfigError(ShoprecError, ValueError):
     """A configuration value that does not validate."""
+
+
+class RequestError(ShoprecError, ValueError):
+    """A recommendation request (the page's context) that does not validate: unknown fields, wrong
+    types, an unknown scenario."""
 
 
 class NotFittedError(ShoprecError, RuntimeError):

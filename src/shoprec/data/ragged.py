@@ -89,6 +89,16 @@ class Ragged:
             m.data[:] = 1.0
         return m
 
+    @classmethod
+    def stack(cls, parts: "Sequence[Ragged]") -> "Ragged":
+        """The rows of several ragged arrays, one after the other."""
+        indptr = [np.zeros(1, dtype=np.int64)]
+        offset = 0
+        for p in parts:
+            indptr.append(np.asarray(p.indptr[1:], dtype=np.int64) + offset)
+            offset += int(p.indptr[-1])
+        return cls(np.concatenate(indptr), np.concatenate([p.values for p in parts]))
+
     def concat(self, other: "Ragged") -> "Ragged":
         """Row-wise concatenation of two ragged arrays with the same number of rows."""
         if len(other) != len(self):

@@ -178,3 +178,43 @@ def basket_hold_one_out(data: ShopData, *, cut: int | None = None, test_fraction
     return EvalTask(f"{data.name}-basket", train, q, relevant, exclude,
                     protocol="baskets after a temporal cut; one item hidden per basket, the rest "
                              "given; basket items excluded")
+
+
+def next_basket(data: ShopData, *, cut: int | None = None, test_fraction: float = 0.1) -> EvalTask:
+    """Post-purchase: for every known customer with a basket (session of purchases) after the temporal
+    ``cut``, the items of their first basket after the cut are relevant; the query is the customer
+    with their history before the cut and their last basket before the cut as context (the order just
+    placed). Training = events before the cut. Repurchases count: nothing is excluded."""
+    if data.sessions is None:
+        raise ValueError(f"{data.name}: next-basket split needs session (basket) ids")
+    ev = data.events
+    ts = ev["timestamp"].to_numpy()
+    if cut is None:
+        cut = int(np.quantile(ts, 1.0 - test_fraction))
+    train = data.filter_events(ts < cut, name=f"{data.name}-train")
+    buy = ev["behaviour"].to_numpy() == int(Behaviour.PURCHASE)
+    seen = np.zeros(data.n_users, dtype=bool)
+    seen[train.events["user_idx"].to_numpy()] = True
+    after = ev[(ts >= cut) & buy & (ev["session_idx"].to_numpy() >= 0) & seen[ev["user_idx"].to_numpy()]]
+    after = after.sort_values(["user_idx", "timestamp", "session_idx"], kind="stable")
+    first_sess = after.groupby("user_idx")["session_idx"].transform("first")
+    after = after[after["session_idx"] == first_sess]
+    users, inv = np.unique(after["user_idx"].to_numpy(), return_inverse=True)
+    relevant = _rows_to_csr(inv, after["item_idx"].to_numpy(), (len(users), data.n_items))
+    before = train.events[train.events["behaviour"].to_numpy() == int(Behaviour.PURCHASE)]
+    before = before[before["session_idx"].to_numpy() >= 0].sort_values(["user_idx", "timestamp"], kind="stable")
+    last_sess = before.groupby("user_idx")["session_idx"].last()
+    last_of = np.full(data.n_users, -1, np.int64)
+    last_of[last_sess.index.to_numpy()] = last_sess.to_numpy()
+    lb = before[before["session_idx"].to_numpy() == last_of[before["user_idx"].to_numpy()]]
+    lb = lb.drop_duplicates(["user_idx", "item_idx"])
+    pos = np.searchsorted(users, lb["user_idx"].to_numpy())
+    ok = (pos < len(users)) & (users[np.minimum(pos, len(users) - 1)] == lb["user_idx"].to_numpy())
+    order = np.argsort(pos[ok], kind="stable")
+    last_basket = Ragged.from_groups(pos[ok][order], lb["item_idx"].to_numpy()[ok][order], len(users))
+    q = Queries(users.astype(np.int32), last_basket, np.full(len(users), -1, np.int32), Ragged.empty(len(users)),
+                context={"timestamp": np.full(len(users), float(cut))})
+    return EvalTask(f"{data.name}-next-basket", train, q, relevant, None,
+                    protocol=f"customers' first basket after the temporal cut {pd.Timestamp(cut, unit='s')}; "
+                             "history before the cut, the last order as context; repurchases count",
+                    meta={"cut": cut})

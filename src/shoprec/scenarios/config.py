@@ -1,0 +1,209 @@
+"""Scenario configuration: TOML files validated into frozen, typed configs.
+
+A scenario is one recommendation slot of a shop (home feed, item page, cart, …). Its file names the
+strategies that propose candidates (with parameters and weights), how they are fused, the optional
+learned ranker, the business rules, diversity, K and the fallback chain::
+
+    [scenario]
+    name = "cart"
+    k = 10
+
+    [[strategies]]
+    name = "fbt"
+    weight = 2.0
+    params = { measure = "confidence" }
+
+    [fusion]
+    method = "weighted"        # weighted | rrf | ranker
+
+    [rules]
+    exclude_basket = true
+    complements_only = true
+
+    [[fallback]]
+    name = "popularity"
+
+Shipped defaults live in ``shoprec/scenarios/defaults/<name>.toml``; :func:`load_scenario` takes a
+default's name or a path.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..exceptions import ConfigError
+
+SCENARIO_NAMES = ("home", "first_visit", "item_page", "cart", "checkout", "post_purchase", "search")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StrategySpec(_Frozen):
+    """One candidate strategy of a scenario."""
+
+    name: str = Field(description="Registered strategy name (see `shoprec strategies`).")
+    label: str | None = Field(default=None, description="Unique label within the scenario; default: name.")
+    params: dict[str, Any] = Field(default_factory=dict, description="The strategy's config fields.")
+    weight: float = Field(default=1.0, ge=0, description="Weight in weighted and rank fusion.")
+    candidates: int = Field(default=100, ge=1, le=5000, description="Candidates taken from this strategy per request.")
+    reason: str | None = Field(default=None, description="Reason template; {anchor}, {query}, {segment} are filled in.")
+    optional: bool = Field(default=False, description="Skip (with a note) when its optional dependency is not "
+                                                       "installed, instead of failing.")
+
+    @property
+    def key(self) -> str:
+        """Identity of the fitted model: strategies with the same name and parameters are fitted once."""
+        return f"{self.name}:{json.dumps(self.params, sort_keys=True)}"
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+class FusionConfig(_Frozen):
+    method: Literal["weighted", "rrf", "ranker"] = Field(
+        default="weighted",
+        description="weighted: Σ weight·normalised score; rrf: Σ weight/(rrf_k + rank); ranker: the learned ranker "
+                    "(falls back to weighted until it is trained).")
+    normalise: Literal["minmax", "max", "rank"] = Field(
+        default="minmax", description="Per request and strategy, how scores are put on one scale before weighting.")
+    rrf_k: float = Field(default=60.0, gt=0, description="Reciprocal-rank fusion constant (Cormack et al. 2009).")
+
+
+class RankerConfig(_Frozen):
+    validation: Literal["auto", "temporal", "leave_one_out", "session", "basket", "holdout"] = Field(
+        default="auto", description="How the training slice for the ranker is cut from the training data "
+                                    "(never the test): auto picks from the data and the scenario.")
+    validation_fraction: float = Field(default=0.1, gt=0, lt=0.5)
+    max_queries: int = Field(default=20000, ge=100, description="Validation queries used to train the ranker.")
+    n_estimators: int = Field(default=300, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0)
+    num_leaves: int = Field(default=31, ge=2)
+    min_child_samples: int = Field(default=20, ge=1)
+    seed: int = 0
+
+
+class RulesConfig(_Frozen):
+    exclude_basket: bool = Field(default=True, description="Never recommend what is in the basket.")
+    exclude_current_item: bool = Field(default=True, description="Never recommend the item on the page.")
+    exclude_history: Literal["none", "purchased", "all"] = Field(
+        default="none", description="Items of the user's history never to re-offer (see repurchase).")
+    in_stock_only: bool = Field(default=True, description="Out-of-stock items never appear.")
+    complements_only: bool = Field(
+        default=False, description="Drop near-duplicates of basket items (content cosine above the threshold) "
+                                   "and, where items have categories, items of a basket item's category.")
+    max_similarity_to_basket: float = Field(default=0.8, gt=0, le=1)
+    same_category_allowed: bool = Field(default=True, description="With complements_only: allow a basket item's category.")
+    max_price_ratio: float | None = Field(
+        default=None, gt=0, description="Checkout add-ons: price at most this fraction of the basket's value.")
+    repurchase: bool = Field(
+        default=False, description="With exclude_history: re-offer consumables once their repurchase interval "
+                                   "has nearly passed (tolerance × median interval).")
+    repurchase_tolerance: float = Field(default=0.8, gt=0)
+    require_query_match: bool = Field(default=False, description="Search: only items whose text matches the query.")
+    consumable_min_repeat: float = Field(
+        default=0.1, ge=0, le=1, description="An item is consumable when at least this share of its buyers rebought it.")
+
+
+class DiversityConfig(_Frozen):
+    method: Literal["none", "mmr"] = "none"
+    trade_off: float = Field(default=0.8, ge=0, le=1, description="MMR λ: 1 = relevance only, 0 = diversity only.")
+    by: Literal["category", "content"] = Field(default="category", description="Similarity used by MMR.")
+    pool: int = Field(default=50, ge=1, description="Re-rank the top `pool` fused items.")
+
+
+class ScenarioConfig(_Frozen):
+    name: str
+    description: str = ""
+    k: int = Field(default=10, ge=1, le=1000)
+    strategies: list[StrategySpec] = Field(min_length=1)
+    fusion: FusionConfig = FusionConfig()
+    ranker: RankerConfig = RankerConfig()
+    rules: RulesConfig = RulesConfig()
+    diversity: DiversityConfig = DiversityConfig()
+    fallback: list[StrategySpec] = Field(
+        default_factory=lambda: [StrategySpec(name="popularity")],
+        description="Tried in order when the fused list is short; the last should cover the catalogue.")
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> "ScenarioConfig":
+        labels = [s.display for s in self.strategies]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"strategy labels must be unique within a scenario; repeated: {dup} "
+                             "(give each a `label`)")
+        return self
+
+    def with_overrides(self, **fields: Any) -> "ScenarioConfig":
+        """A copy with top-level fields (or whole sections) replaced, validated again."""
+        data = self.model_dump()
+        data.update(fields)
+        return ScenarioConfig(**data)
+
+
+def _format_validation(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid scenario"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        lines.append(f"  {loc or '(top level)'}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def scenario_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ScenarioConfig:
+    """Validate a parsed TOML document (``[scenario]`` table + sections) into a ScenarioConfig."""
+    raw = dict(raw)
+    head = raw.pop("scenario", None)
+    if not isinstance(head, dict):
+        raise ConfigError(f"{source}: needs a [scenario] table with at least `name`")
+    merged = {**head, **raw}
+    try:
+        cfg = ScenarioConfig(**merged)
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e, source)) from None
+    _check_strategy_names(cfg, source)
+    return cfg
+
+
+def _check_strategy_names(cfg: ScenarioConfig, source: str) -> None:
+    from ..strategies import STRATEGIES
+
+    for spec in [*cfg.strategies, *cfg.fallback]:
+        if spec.name not in STRATEGIES:
+            raise ConfigError(f"{source}: unknown strategy {spec.name!r}; known: {', '.join(sorted(STRATEGIES))}")
+        cls = STRATEGIES[spec.name]
+        try:
+            cls.Config(**spec.params)
+        except ValidationError as e:
+            raise ConfigError(_format_validation(e, f"{source}: strategy {spec.display!r} params")) from None
+
+
+def load_scenario(name_or_path: str | Path) -> ScenarioConfig:
+    """Load a shipped default by name (``"cart"``) or a scenario TOML file by path."""
+    text: str
+    source: str
+    path = Path(name_or_path)
+    if isinstance(name_or_path, str) and name_or_path in SCENARIO_NAMES and not path.exists():
+        res = resources.files("shoprec.scenarios") / "defaults" / f"{name_or_path}.toml"
+        text, source = res.read_text(encoding="utf-8"), f"default scenario {name_or_path!r}"
+    else:
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such scenario file (shipped defaults: {', '.join(SCENARIO_NAMES)})")
+        text, source = path.read_text(encoding="utf-8"), str(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    return scenario_from_dict(raw, source)
+
+
+def default_scenarios() -> dict[str, ScenarioConfig]:
+    """Every shipped default scenario, by name."""
+    return {name: load_scenario(name) for name in SCENARIO_NAMES}

@@ -1,0 +1,134 @@
+"""What the pipeline knows about items and users beyond the strategies: stock, price, category,
+popularity and recency, purchases and repurchase intervals, the text index for near-duplicates and
+search. Computed once per fit, vectorised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..data import Behaviour, ShopData
+
+DAY = 86400.0
+
+
+@dataclass
+class ItemFacts:
+    """Per-item arrays (length n_items) and per-user purchase state."""
+
+    n_items: int
+    popularity: np.ndarray        # distinct users per item
+    trend: np.ndarray             # 7-day half-life decayed weight, normalised to max 1
+    days_since_last: np.ndarray   # days between the item's last event and the data's last event (nan: none)
+    days_since_first: np.ndarray
+    price: np.ndarray             # item_table price, else median event price, nan if unknown
+    category: np.ndarray          # int codes, -1 unknown
+    category_names: list[str]
+    in_stock: np.ndarray          # bool
+    repurchase_days: np.ndarray   # median days between repeat purchases of consumables, nan for durables
+    purchased: sp.csr_matrix      # users × items, last purchase time (unix seconds + 1), 0 = never
+    now: float                    # the data's last timestamp (or 0)
+    titles: np.ndarray | None     # object array of item titles, for reasons
+
+    @classmethod
+    def from_data(cls, data: ShopData, *, consumable_min_repeat: float = 0.1) -> "ItemFacts":
+        ev = data.events
+        n = data.n_items
+        items = ev["item_idx"].to_numpy()
+        users = ev["user_idx"].to_numpy()
+        ts = ev["timestamp"].to_numpy().astype(np.float64)
+        has_time = len(ts) > 0 and bool((ts >= 0).all())
+        ui = sp.csr_matrix((np.ones(len(items), np.float32), (users, items)), shape=(data.n_users, n))
+        ui.sum_duplicates()
+        popularity = np.diff(ui.tocsc().indptr).astype(np.float32)
+        now = float(ts.max()) if has_time else 0.0
+        if has_time:
+            w = data.behaviour_weights() * np.power(0.5, (now - ts) / (7 * DAY))
+            trend = np.bincount(items, weights=w, minlength=n)
+            trend = (trend / max(trend.max(initial=0), 1e-12)).astype(np.float32)
+            last = np.full(n, -np.inf)
+            np.maximum.at(last, items, ts)
+            first = np.full(n, np.inf)
+            np.minimum.at(first, items, ts)
+            days_last = np.where(np.isfinite(last), (now - last) / DAY, np.nan).astype(np.float32)
+            days_first = np.where(np.isfinite(first), (now - first) / DAY, np.nan).astype(np.float32)
+        else:
+            trend = (popularity / max(popularity.max(initial=0), 1)).astype(np.float32)
+            days_last = np.full(n, np.nan, np.float32)
+            days_first = np.full(n, np.nan, np.float32)
+
+        table = data.item_table
+        price = np.full(n, np.nan, np.float32)
+        ev_price = ev["price"].to_numpy().astype(np.float64)
+        ok = np.isfinite(ev_price) & (ev_price > 0)
+        if ok.any():
+            med = pd.Series(ev_price[ok]).groupby(items[ok]).median()
+            price[med.index.to_numpy()] = med.to_numpy()
+        category = np.full(n, -1, np.int32)
+        names: list[str] = []
+        in_stock = np.ones(n, dtype=bool)
+        titles = None
+        if table is not None:
+            if "price" in table.columns:
+                p = pd.to_numeric(table["price"], errors="coerce").to_numpy(dtype=np.float64)
+                price = np.where(np.isfinite(p), p, price).astype(np.float32)
+            if "category" in table.columns:
+                codes, uniq = pd.factorize(table["category"].astype("string"), use_na_sentinel=True)
+                category = codes.astype(np.int32)
+                names = [str(u) for u in uniq]
+            for col in ("in_stock", "stock"):
+                if col in table.columns:
+                    v = table[col]
+                    if col == "in_stock":
+                        in_stock = v.fillna(True).astype(bool).to_numpy()
+                    else:
+                        in_stock = (pd.to_numeric(v, errors="coerce").fillna(1).to_numpy() > 0)
+                    break
+            if "title" in table.columns:
+                titles = table["title"].astype(object).to_numpy()
+
+        purchased, repurchase = _purchases(data, has_time, consumable_min_repeat)
+        return cls(n, popularity, trend, days_last, days_first, price, category, names, in_stock,
+                   repurchase, purchased, now, titles)
+
+    def title(self, idx: int) -> str | None:
+        if self.titles is None or idx < 0:
+            return None
+        t = self.titles[idx]
+        return None if t is None or (isinstance(t, float) and np.isnan(t)) else str(t)
+
+
+def _purchases(data: ShopData, has_time: bool, min_repeat: float) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Last purchase time per (user, item) and, per item, the median repurchase interval in days
+    (nan unless at least ``min_repeat`` of its buyers bought it on two different days)."""
+    ev = data.events
+    buy = ev[ev["behaviour"].to_numpy() == int(Behaviour.PURCHASE)]
+    n = data.n_items
+    repurchase = np.full(n, np.nan, np.float32)
+    if not len(buy):
+        return sp.csr_matrix((data.n_users, n), dtype=np.float64), repurchase
+    u = buy["user_idx"].to_numpy()
+    i = buy["item_idx"].to_numpy()
+    t = buy["timestamp"].to_numpy().astype(np.float64) if has_time else np.zeros(len(buy))
+    frame = pd.DataFrame({"u": u, "i": i, "day": np.floor(t / DAY), "t": t})
+    last = frame.groupby(["u", "i"], sort=False)["t"].max()
+    ui = last.index.to_frame(index=False)
+    purchased = sp.csr_matrix((last.to_numpy() + 1.0, (ui["u"].to_numpy(), ui["i"].to_numpy())),
+                              shape=(data.n_users, n), dtype=np.float64)
+    if has_time:
+        days = frame.drop_duplicates(["u", "i", "day"]).sort_values(["u", "i", "day"], kind="stable")
+        gap = days.groupby(["u", "i"], sort=False)["day"].diff().dropna()
+        if len(gap):
+            gi = days.loc[gap.index, "i"].to_numpy()
+            med = pd.Series(gap.to_numpy()).groupby(gi).median()
+            buyers = np.bincount(ui["i"].to_numpy(), minlength=n)
+            repeaters = np.bincount(np.unique(days.loc[gap.index, ["u", "i"]].to_numpy(), axis=0)[:, 1],
+                                    minlength=n)
+            share = repeaters / np.maximum(buyers, 1)
+            idx = med.index.to_numpy()
+            keep = share[idx] >= min_repeat
+            repurchase[idx[keep]] = med.to_numpy()[keep]
+    return purchased, repurchase

@@ -1,0 +1,498 @@
+"""One scenario's pipeline: candidates → fusion (or the learned ranker) → rules → diversity → fallback
+→ reasons. Vectorised over a batch of requests; the single-request API of :mod:`.engine` is a batch
+of one.
+
+Per block of requests:
+
+1. **Rules first.** A dense (n, n_items) *allowed* mask from the scenario's rules and the requests'
+   filters: stock, basket, current item, history (with repurchase timing), price ratio, query match,
+   near-duplicates of basket items. Every strategy ranks within it, so rules never starve a list.
+2. **Candidates.** Each strategy's top ``candidates`` items under the mask.
+3. **Fusion.** The union of candidate (request, item) pairs, with each strategy's normalised score
+   and rank; fused by weighted sum, reciprocal-rank fusion or the learned ranker
+   (:mod:`.ranker`).
+4. **Diversity.** MMR over category or content vectors on the top of the fused list.
+5. **Fallback.** Lists shorter than K are filled from the fallback strategies under the same mask.
+6. **Sources.** A bitmask per item of the strategies that proposed it, for the reasons.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data import Behaviour, ShopData
+from ..exceptions import ConfigError
+from ..strategies.base import Queries, Strategy, make_strategy
+from ..strategies.topk import topk
+from .config import ScenarioConfig, StrategySpec
+from .facts import DAY, ItemFacts
+
+
+# --------------------------------------------------------------------------- model cache
+class ModelCache:
+    """Fitted strategies keyed by (name, parameters), so scenarios that share a strategy fit it once."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, Strategy] = {}
+        self.fit_seconds: dict[str, float] = {}
+        self.skipped: dict[str, str] = {}
+
+    def get(self, spec: StrategySpec, data: ShopData) -> Strategy | None:
+        key = spec.key
+        if key in self.models:
+            return self.models[key]
+        if key in self.skipped:
+            return None
+        model = make_strategy(spec.name, **spec.params)
+        start = time.perf_counter()
+        try:
+            model.fit(data)
+        except ConfigError as e:
+            if spec.optional and "pip install" in str(e):
+                self.skipped[key] = str(e)
+                return None
+            raise
+        self.fit_seconds[key] = time.perf_counter() - start
+        self.models[key] = model
+        return model
+
+
+# --------------------------------------------------------------------------- request filters
+@dataclass(frozen=True)
+class RequestFilters:
+    """Filters of one request, in internal indices."""
+
+    categories: tuple[int, ...] = ()
+    price_min: float | None = None
+    price_max: float | None = None
+    in_stock_only: bool | None = None
+    exclude: tuple[int, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return (not self.categories and self.price_min is None and self.price_max is None
+                and self.in_stock_only is None and not self.exclude)
+
+
+# --------------------------------------------------------------------------- output
+@dataclass
+class Recommendations:
+    """A batch answer: ``item_idx`` (n, k) int32, -1 padded, best first; ``scores``; ``sources`` (n, k)
+    int64 bitmask over ``labels`` (the scenario's strategies, then its fallbacks)."""
+
+    item_idx: np.ndarray
+    scores: np.ndarray
+    sources: np.ndarray
+    labels: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def source_labels(self, row: int, col: int) -> list[str]:
+        bits = int(self.sources[row, col])
+        return [lab for j, lab in enumerate(self.labels) if bits >> j & 1]
+
+
+@dataclass
+class Pairs:
+    """Candidate (request, item) pairs of a block with each strategy's evidence; the ranker's input."""
+
+    row: np.ndarray          # int64 (M,)
+    item: np.ndarray         # int32 (M,)
+    norm: np.ndarray         # float32 (M, S): normalised score, 0 where the strategy did not propose it
+    rank: np.ndarray         # float32 (M, S): 1-based rank, nan where not proposed
+    raw: np.ndarray          # float32 (M, S): raw score, nan where not proposed
+    sources: np.ndarray      # int64 (M,) bitmask
+
+
+# --------------------------------------------------------------------------- the pipeline
+class ScenarioPipeline:
+    """Fit once on a shop's data, then answer batches of requests for one scenario."""
+
+    block_cells = 1 << 24
+
+    def __init__(self, config: ScenarioConfig) -> None:
+        self.config = config
+        self.ranker = None
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: ShopData, *, cache: ModelCache | None = None, train_ranker: bool = True) -> "ScenarioPipeline":
+        """Fit (or take from ``cache``) every strategy of the scenario, learn the item facts, and
+        train the ranker on a validation slice of ``data`` when the fusion method asks for it."""
+        cfg = self.config
+        self.data_ = data
+        self.cache_ = cache if cache is not None else ModelCache()
+        self.facts_ = ItemFacts.from_data(data, consumable_min_repeat=cfg.rules.consumable_min_repeat)
+        self.specs_ = [s for s in cfg.strategies]
+        self.models_ = [self.cache_.get(s, data) for s in self.specs_]
+        self.fallback_models_ = [self.cache_.get(s, data) for s in cfg.fallback]
+        self.notes_ = [f"strategy {s.display!r} skipped: {self.cache_.skipped[s.key]}"
+                       for s in self.specs_ if s.key in self.cache_.skipped]
+        self._text = None
+        self._near_dup = None
+        if cfg.rules.complements_only or cfg.rules.require_query_match or cfg.diversity.by == "content":
+            self._text = _text_index(data)
+        if cfg.rules.complements_only and self._text is not None:
+            self._near_dup = _near_duplicates(self._text.item_vectors(), cfg.rules.max_similarity_to_basket)
+        if cfg.fusion.method == "ranker" and train_ranker:
+            from .ranker import train_ranker as _train
+
+            self.ranker = _train(self, data)
+        return self
+
+    @property
+    def labels(self) -> list[str]:
+        return [s.display for s in self.specs_] + [f"fallback:{s.display}" for s in self.config.fallback]
+
+    # ------------------------------------------------------------------ rules
+    def allowed(self, queries: Queries, filters: Sequence[RequestFilters | None] | None = None,
+                exclude: sp.csr_matrix | None = None) -> np.ndarray:
+        """Dense bool (n, n_items): what the rules and filters let this block recommend."""
+        rules = self.config.rules
+        facts = self.facts_
+        n, m = len(queries), facts.n_items
+        ok = np.ones((n, m), dtype=bool)
+        if rules.in_stock_only:
+            ok &= facts.in_stock[None, :]
+        rows_b = queries.basket.rows()
+        if rules.exclude_basket and len(rows_b):
+            ok[rows_b, queries.basket.values] = False
+        if rules.exclude_current_item:
+            cur = queries.current_item
+            has = cur >= 0
+            ok[np.flatnonzero(has), cur[has]] = False
+        if rules.exclude_history != "none":
+            self._mask_history(ok, queries)
+        if rules.max_price_ratio is not None and len(rows_b):
+            price = np.nan_to_num(facts.price[queries.basket.values], nan=0.0)
+            value = np.bincount(rows_b, weights=price, minlength=n)
+            limit = np.where(value > 0, value * rules.max_price_ratio, np.inf)
+            known = np.isfinite(facts.price)
+            ok &= ~known[None, :] | (facts.price[None, :] <= limit[:, None])
+        if rules.complements_only and len(rows_b):
+            basket = queries.basket.to_csr(m, binary=True)
+            if self._near_dup is not None:
+                dup = basket @ self._near_dup
+                ok[dup.nonzero()] = False
+            if not rules.same_category_allowed and (facts.category >= 0).any():
+                cat = facts.category
+                has_cat = cat >= 0
+                onehot = sp.csr_matrix((np.ones(has_cat.sum(), np.float32),
+                                        (np.flatnonzero(has_cat), cat[has_cat])), shape=(m, cat.max() + 1))
+                same = (basket @ onehot) @ onehot.T
+                ok[same.nonzero()] = False
+        if rules.require_query_match and self._text is not None:
+            text = queries.get_context("query")
+            if text is not None:
+                has_q = np.array([bool(t) for t in text])
+                if has_q.any():
+                    match = self._text.query_scores([str(t) for t in text[has_q]]) > 0
+                    ok[has_q] &= match
+        if exclude is not None and exclude.nnz:
+            ok[sp.csr_matrix(exclude).nonzero()] = False
+        if filters is not None:
+            for r, f in enumerate(filters):
+                if f is None or f.empty:
+                    continue
+                if f.categories:
+                    ok[r] &= np.isin(facts.category, f.categories)
+                if f.price_min is not None:
+                    ok[r] &= ~(facts.price < f.price_min)
+                if f.price_max is not None:
+                    ok[r] &= ~(facts.price > f.price_max)
+                if f.in_stock_only:
+                    ok[r] &= facts.in_stock
+                if f.exclude:
+                    ok[r, list(f.exclude)] = False
+        return ok
+
+    def _mask_history(self, ok: np.ndarray, queries: Queries) -> None:
+        rules = self.config.rules
+        facts = self.facts_
+        n = len(queries)
+        known = queries.user_idx >= 0
+        if rules.exclude_history == "all":
+            model = next((m for m in self.models_ if m is not None), None)
+            if model is not None:
+                ok[model.history(queries, include_basket=False).nonzero()] = False
+            return
+        # purchased: the user's purchases before now, and purchases in the request's session
+        bought = facts.purchased[np.where(known, queries.user_idx, 0)]
+        if not known.all():
+            bought = sp.diags(known.astype(np.float64)) @ bought
+        bought = sp.csr_matrix(bought)
+        r = np.repeat(np.arange(n), np.diff(bought.indptr))
+        c = bought.indices
+        if rules.repurchase and len(c):
+            now = queries.get_context("timestamp")
+            now_r = np.full(n, facts.now) if now is None else np.where(np.asarray(now, float) > 0, now, facts.now)
+            since = (now_r[r] - (bought.data - 1.0)) / DAY
+            interval = facts.repurchase_days[c]
+            due = np.isfinite(interval) & (since >= rules.repurchase_tolerance * interval)
+            r, c = r[~due], c[~due]
+        ok[r, c] = False
+
+    # ------------------------------------------------------------------ recommend
+    def recommend(self, queries: Queries, k: int | None = None, *,
+                  filters: Sequence[RequestFilters | None] | None = None,
+                  exclude: sp.csr_matrix | None = None, method: str | None = None) -> Recommendations:
+        """Top-``k`` (default: the scenario's K) for each request of the batch.
+
+        ``method`` overrides the fusion method (``weighted``, ``rrf``, ``ranker``, or a strategy label
+        to return that strategy alone under the same rules and fallback), for benchmarks.
+        """
+        k = k or self.config.k
+        n, m = len(queries), self.facts_.n_items
+        out_idx = np.full((n, k), -1, np.int32)
+        out_val = np.full((n, k), -np.inf, np.float32)
+        out_src = np.zeros((n, k), np.int64)
+        timings: dict[str, float] = {"candidates": 0.0, "fusion": 0.0, "rerank": 0.0}
+        step = max(1, self.block_cells // max(m, 1))
+        for start in range(0, n, step):
+            sel = np.arange(start, min(n, start + step))
+            qb = queries.take(sel) if len(sel) < n else queries
+            fb = None if filters is None else [filters[i] for i in sel]
+            eb = None if exclude is None else exclude[sel]
+            idx, val, src = self._recommend_block(qb, k, fb, eb, method, timings)
+            out_idx[sel], out_val[sel], out_src[sel] = idx, val, src
+        return Recommendations(out_idx, out_val, out_src, self.labels, timings)
+
+    def candidate_pairs(self, queries: Queries, allowed: np.ndarray,
+                        only: int | None = None) -> Pairs:
+        """Each strategy's top candidates under ``allowed``, as the union of (request, item) pairs."""
+        m = self.facts_.n_items
+        S = len(self.specs_)
+        keys_l, s_l, norm_l, rank_l, raw_l = [], [], [], [], []
+        for s, (spec, model) in enumerate(zip(self.specs_, self.models_)):
+            if model is None or (only is not None and s != only):
+                continue
+            scores = model.score(queries)
+            scores[~allowed] = -np.inf
+            idx, val = topk(scores, spec.candidates)
+            del scores
+            valid = idx >= 0
+            rows = np.broadcast_to(np.arange(len(queries))[:, None], idx.shape)
+            ranks = np.broadcast_to(np.arange(1, idx.shape[1] + 1, dtype=np.float32), idx.shape)
+            norm = _normalise(val, valid, self.config.fusion.normalise)
+            keys_l.append(rows[valid].astype(np.int64) * m + idx[valid])
+            s_l.append(np.full(valid.sum(), s, np.int64))
+            norm_l.append(norm[valid])
+            rank_l.append(ranks[valid])
+            raw_l.append(val[valid])
+        if not keys_l:
+            empty = np.zeros((0, S), np.float32)
+            return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int32), empty, empty, empty, np.zeros(0, np.int64))
+        keys = np.concatenate(keys_l)
+        strat = np.concatenate(s_l)
+        uniq, inv = np.unique(keys, return_inverse=True)
+        M = len(uniq)
+        norm = np.zeros((M, S), np.float32)
+        rank = np.full((M, S), np.nan, np.float32)
+        raw = np.full((M, S), np.nan, np.float32)
+        norm[inv, strat] = np.concatenate(norm_l)
+        rank[inv, strat] = np.concatenate(rank_l)
+        raw[inv, strat] = np.concatenate(raw_l)
+        sources = np.zeros(M, np.int64)
+        np.bitwise_or.at(sources, inv, np.left_shift(np.int64(1), strat))
+        return Pairs(uniq // m, (uniq % m).astype(np.int32), norm, rank, raw, sources)
+
+    def fuse(self, pairs: Pairs, queries: Queries, method: str) -> np.ndarray:
+        """Fused score of every candidate pair."""
+        w = np.array([s.weight for s in self.specs_], np.float32)
+        if method == "rrf":
+            contrib = np.where(np.isnan(pairs.rank), 0.0, 1.0 / (self.config.fusion.rrf_k + np.nan_to_num(pairs.rank)))
+            return (contrib * w).sum(axis=1).astype(np.float32)
+        if method == "ranker" and self.ranker is not None:
+            return self.ranker.predict(self, pairs, queries)
+        return pairs.norm @ w
+
+    def _recommend_block(self, qb: Queries, k: int, filters, exclude, method, timings):
+        cfg = self.config
+        t0 = time.perf_counter()
+        allowed = self.allowed(qb, filters, exclude)
+        labels = [s.display for s in self.specs_]
+        only = labels.index(method) if method in labels else None
+        pairs = self.candidate_pairs(qb, allowed, only)
+        t1 = time.perf_counter()
+        fused = self.fuse(pairs, qb, "weighted" if only is not None else (method or cfg.fusion.method))
+        t2 = time.perf_counter()
+        pool = max(k, cfg.diversity.pool) if cfg.diversity.method == "mmr" else k
+        idx, val, src = _top_pairs(pairs.row, pairs.item, fused, pairs.sources, len(qb), pool)
+        if cfg.diversity.method == "mmr" and only is None:
+            idx, val, src = self._mmr(idx, val, src, k)
+        else:
+            idx, val, src = idx[:, :k], val[:, :k], src[:, :k]
+        idx, val, src = self._fill(qb, idx, val, src, allowed, k)
+        timings["candidates"] += t1 - t0
+        timings["fusion"] += t2 - t1
+        timings["rerank"] += time.perf_counter() - t2
+        return idx, val, src
+
+    # ------------------------------------------------------------------ diversity
+    def _mmr(self, idx: np.ndarray, val: np.ndarray, src: np.ndarray, k: int):
+        """Maximal marginal relevance (Carbonell & Goldstein 1998) over the pool, all rows at once:
+        pick ``argmax λ·rel − (1−λ)·max sim(picked)`` k times."""
+        lam = self.config.diversity.trade_off
+        n, P = idx.shape
+        valid = idx >= 0
+        rel = np.where(valid, val, -np.inf)
+        lo = np.where(valid, rel, np.inf).min(axis=1, keepdims=True)
+        hi = np.where(valid, rel, -np.inf).max(axis=1, keepdims=True)
+        rel = np.where(valid, (rel - lo) / np.maximum(hi - lo, 1e-9), -np.inf)
+        vecs = self._sim_vectors(idx)
+        chosen = np.full((n, k), -1, np.int64)
+        max_sim = np.zeros((n, P), np.float32)
+        taken = ~valid
+        rows = np.arange(n)
+        for j in range(min(k, P)):
+            gain = np.where(taken, -np.inf, lam * rel - (1 - lam) * max_sim)
+            pick = gain.argmax(axis=1)
+            ok = np.isfinite(gain[rows, pick])
+            chosen[ok, j] = pick[ok]
+            taken[rows[ok], pick[ok]] = True
+            sim = np.einsum("npd,nd->np", vecs, vecs[rows, pick])
+            max_sim = np.where(ok[:, None], np.maximum(max_sim, sim), max_sim)
+        have = chosen >= 0
+        safe = np.where(have, chosen, 0)
+        out_idx = np.where(have, np.take_along_axis(idx, safe, 1), -1).astype(np.int32)
+        out_val = np.where(have, np.take_along_axis(val, safe, 1), -np.inf).astype(np.float32)
+        out_src = np.where(have, np.take_along_axis(src, safe, 1), 0)
+        return out_idx, out_val, out_src
+
+    def _sim_vectors(self, idx: np.ndarray) -> np.ndarray:
+        """(n, P, d) unit vectors whose dot products are the MMR similarity."""
+        safe = np.maximum(idx, 0)
+        if self.config.diversity.by == "content" and self._text is not None:
+            v = self._text.item_vectors()
+            flat = v[safe.ravel()]
+            flat = flat.toarray() if sp.issparse(flat) else np.asarray(flat)
+            vec = flat.reshape(*idx.shape, -1).astype(np.float32)
+        else:
+            cat = self.facts_.category
+            n_cat = int(cat.max(initial=-1)) + 1
+            if n_cat == 0:
+                return np.zeros((*idx.shape, 1), np.float32)
+            c = cat[safe]
+            vec = np.zeros((*idx.shape, n_cat), np.float32)
+            has = (c >= 0) & (idx >= 0)
+            vec[has, c[has]] = 1.0
+        vec[idx < 0] = 0.0
+        return vec
+
+    # ------------------------------------------------------------------ fallback
+    def _fill(self, qb: Queries, idx, val, src, allowed, k):
+        short = np.flatnonzero((idx < 0).any(axis=1))
+        if not len(short):
+            return idx, val, src
+        n_main = len(self.specs_)
+        for f, model in enumerate(self.fallback_models_):
+            if model is None or not len(short):
+                continue
+            q = qb.take(short)
+            scores = model.score(q)
+            ok = allowed[short].copy()
+            have = idx[short]
+            r, c = np.nonzero(have >= 0)
+            ok[r, have[r, c]] = False
+            scores[~ok] = -np.inf
+            need = int((have < 0).sum(axis=1).max())
+            fi, fv = topk(scores, need)
+            # append the fallback items after the existing ones, below their scores
+            floor = np.where(idx[short] >= 0, val[short], np.inf).min(axis=1)
+            floor = np.where(np.isfinite(floor), floor, 0.0)
+            for_pos = np.cumsum(have < 0, axis=1) - 1  # which fallback item goes to each empty slot
+            empty = have < 0
+            take = np.where(empty, np.minimum(for_pos, need - 1), 0)
+            new_idx = np.take_along_axis(fi, take, 1)
+            got = empty & (new_idx >= 0)
+            idx[short] = np.where(got, new_idx, have)
+            val[short] = np.where(got, floor[:, None] - 1.0 - np.arange(k)[None, :] * 1e-3, val[short])
+            src[short] = np.where(got, np.int64(1) << (n_main + f), src[short])
+            short = short[(idx[short] < 0).any(axis=1)]
+        return idx, val, src
+
+
+# --------------------------------------------------------------------------- helpers
+def _normalise(val: np.ndarray, valid: np.ndarray, how: str) -> np.ndarray:
+    """Per-row normalisation of a strategy's candidate scores to [0, 1]."""
+    if how == "rank":
+        k = val.shape[1]
+        return np.broadcast_to(1.0 - np.arange(k, dtype=np.float32) / k, val.shape).copy()
+    v = np.where(valid, val, np.nan).astype(np.float64)
+    with np.errstate(all="ignore"):
+        hi = np.nanmax(np.where(valid, v, -np.inf), axis=1, keepdims=True)
+        if how == "max":
+            out = np.where(hi > 0, v / hi, 1.0)
+        else:
+            lo = np.nanmin(np.where(valid, v, np.inf), axis=1, keepdims=True)
+            span = hi - lo
+            out = np.where(span > 0, (v - lo) / np.where(span > 0, span, 1.0), 1.0)
+    return np.nan_to_num(out, nan=0.0).astype(np.float32)
+
+
+def _top_pairs(row: np.ndarray, item: np.ndarray, score: np.ndarray, sources: np.ndarray, n: int, k: int):
+    """Per-row top-k of scored pairs (ties: lower item index first)."""
+    idx = np.full((n, k), -1, np.int32)
+    val = np.full((n, k), -np.inf, np.float32)
+    src = np.zeros((n, k), np.int64)
+    if not len(row):
+        return idx, val, src
+    order = np.lexsort((item, -score, row))
+    r = row[order]
+    starts = np.searchsorted(r, np.arange(n))
+    pos = np.arange(len(r)) - starts[r]
+    keep = pos < k
+    o = order[keep]
+    idx[r[keep], pos[keep]] = item[o]
+    val[r[keep], pos[keep]] = score[o]
+    src[r[keep], pos[keep]] = sources[o]
+    return idx, val, src
+
+
+class _TextIndex:
+    """TF-IDF vectors of item texts (through the content_tfidf strategy) for near-duplicates, search
+    and content diversity."""
+
+    def __init__(self, model: Strategy) -> None:
+        self.model = model
+
+    def item_vectors(self):
+        return self.model.item_vectors()
+
+    def query_scores(self, texts: list[str]) -> np.ndarray:
+        n = len(texts)
+        from ..data import Ragged
+
+        q = Queries(np.full(n, -1, np.int32), Ragged.empty(n), np.full(n, -1, np.int32), Ragged.empty(n),
+                    context={"query": np.asarray(texts, dtype=object)})
+        return self.model.score(q)
+
+
+def _text_index(data: ShopData) -> _TextIndex | None:
+    table = data.item_table
+    if table is None or not any(c in table.columns for c in ("title", "description")):
+        return None
+    from ..strategies import STRATEGIES
+
+    if "content_tfidf" not in STRATEGIES:
+        return None
+    model = make_strategy("content_tfidf", neighbours=1)
+    model.fit(data)
+    return _TextIndex(model)
+
+
+def _near_duplicates(vectors, threshold: float) -> sp.csr_matrix:
+    """Sparse bool item×item: cosine ≥ threshold (the diagonal included), computed in row blocks."""
+    v = sp.csr_matrix(vectors, dtype=np.float32) if sp.issparse(vectors) else np.asarray(vectors, np.float32)
+    n = v.shape[0]
+    parts = []
+    for start in range(0, n, 2048):
+        block = v[start:start + 2048] @ v.T
+        block = sp.csr_matrix(block) if not sp.issparse(block) else block.tocsr()
+        block.data = (block.data >= threshold - 1e-6).astype(np.float32)
+        block.eliminate_zeros()
+        parts.append(block)
+    return sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, 0), dtype=np.float32)

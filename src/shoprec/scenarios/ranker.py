@@ -1,0 +1,239 @@
+"""The learned ranker: LightGBM LambdaRank over features of each candidate (request, item) pair.
+
+Trained on a validation slice cut from the *training* data (never the test): the scenario's
+strategies are fitted on the part before the slice, propose candidates for the slice's requests, and
+the ranker learns which of them the user took. Features:
+
+* per strategy: normalised score, rank (missing = not proposed), raw score;
+* agreement: how many strategies proposed the item, the weighted and the RRF fusion scores;
+* item: popularity (log users), trend (7-day decay), days since its last and first event, log price;
+* request × item: the share of the request's history in the item's category (user-category
+  affinity), the item's price relative to the basket's mean price;
+* request: history length, known user or not, basket size, session length.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data import Behaviour, Ragged, ShopData
+from ..strategies.base import Queries
+from .facts import DAY
+
+FEATURES_COMMON = ["n_sources", "weighted", "rrf", "log_popularity", "trend", "days_since_last",
+                   "days_since_first", "log_price", "category_affinity", "price_vs_basket",
+                   "log_history", "known_user", "basket_size", "session_length"]
+
+
+def feature_names(labels: list[str]) -> list[str]:
+    return ([f"{lab}:score" for lab in labels] + [f"{lab}:rank" for lab in labels]
+            + [f"{lab}:raw" for lab in labels] + FEATURES_COMMON)
+
+
+def features(pipe, pairs, queries: Queries) -> np.ndarray:
+    """(M, F) float32 feature matrix of the candidate pairs of one block."""
+    facts = pipe.facts_
+    w = np.array([s.weight for s in pipe.specs_], np.float32)
+    n = len(queries)
+    r, it = pairs.row, pairs.item
+    n_src = np.zeros(len(r), np.float32)
+    for s in range(len(pipe.specs_)):
+        n_src += (pairs.sources >> s) & 1
+    rrf = np.where(np.isnan(pairs.rank), 0.0, 1.0 / (pipe.config.fusion.rrf_k + np.nan_to_num(pairs.rank))) @ w
+    model = next((m for m in pipe.models_ if m is not None), None)
+    hist = model.history(queries) if model is not None else sp.csr_matrix((n, facts.n_items), dtype=np.float32)
+    hist_len = np.diff(hist.indptr).astype(np.float32)
+    cat = facts.category
+    n_cat = int(cat.max(initial=-1)) + 1
+    affinity = np.zeros(len(r), np.float32)
+    if n_cat and hist.nnz:
+        hr = np.repeat(np.arange(n), np.diff(hist.indptr))
+        hc = cat[hist.indices]
+        ok = hc >= 0
+        aff = np.zeros((n, n_cat), np.float32)
+        np.add.at(aff, (hr[ok], hc[ok]), hist.data[ok])
+        aff /= np.maximum(aff.sum(axis=1, keepdims=True), 1e-9)
+        ic = cat[it]
+        affinity = np.where(ic >= 0, aff[r, np.maximum(ic, 0)], 0.0)
+    b_rows = queries.basket.rows()
+    b_price = np.nan_to_num(facts.price[queries.basket.values], nan=0.0) if len(b_rows) else np.zeros(0)
+    b_sum = np.bincount(b_rows, weights=b_price, minlength=n)
+    b_len = queries.basket.lengths.astype(np.float32)
+    b_mean = np.where(b_len > 0, b_sum / np.maximum(b_len, 1), np.nan)
+    price = facts.price[it].astype(np.float64)
+    common = np.column_stack([
+        n_src, pairs.norm @ w, rrf,
+        np.log1p(facts.popularity[it]), facts.trend[it], facts.days_since_last[it], facts.days_since_first[it],
+        np.log1p(price), affinity, price / b_mean[r],
+        np.log1p(hist_len[r]), (queries.user_idx[r] >= 0).astype(np.float32), b_len[r],
+        queries.items.lengths[r].astype(np.float32),
+    ])
+    return np.hstack([pairs.norm, pairs.rank, pairs.raw, common]).astype(np.float32)
+
+
+@dataclass
+class Ranker:
+    """A trained LambdaRank model and what it was trained on."""
+
+    booster: object
+    names: list[str]
+    n_queries: int
+    n_pairs: int
+    positives: float
+    validation: str
+    seconds: float
+
+    def predict(self, pipe, pairs, queries: Queries) -> np.ndarray:
+        if not len(pairs.row):
+            return np.zeros(0, np.float32)
+        return np.asarray(self.booster.predict(features(pipe, pairs, queries)), dtype=np.float32)
+
+    def importance(self) -> dict[str, float]:
+        gain = self.booster.feature_importance(importance_type="gain")
+        total = max(float(gain.sum()), 1e-12)
+        return {name: float(g) / total for name, g in zip(self.names, gain)}
+
+
+# --------------------------------------------------------------------------- validation slices
+def validation_task(data: ShopData, how: str, fraction: float, seed: int = 0):
+    """Cut a validation task from training data: ``temporal``, ``leave_one_out``, ``session``,
+    ``basket``, ``holdout`` (random share of each user's interactions), or ``auto``."""
+    from ..evaluation import splits
+
+    ts = data.events["timestamp"].to_numpy()
+    timed = len(ts) > 0 and bool((ts >= 0).all())
+    if how == "auto":
+        how = "temporal" if timed else "holdout"
+    if how == "temporal":
+        has_buy = (data.events["behaviour"] == int(Behaviour.PURCHASE)).any()
+        return splits.temporal_split(data, test_fraction=fraction,
+                                     behaviours=(Behaviour.PURCHASE,) if has_buy else None,
+                                     exclude_train=False, known_users_only=False)
+    if how == "leave_one_out":
+        return splits.leave_one_out(data)
+    if how == "basket":
+        # every validation basket three times, a different item hidden each time: 3× the groups
+        tasks = [splits.basket_hold_one_out(data, test_fraction=fraction, seed=seed + i) for i in range(3)]
+        return concat_tasks(tasks)
+    if how == "session":
+        return session_holdout(data, fraction, seed)
+    if how == "holdout":
+        return random_holdout(data, fraction, seed)
+    raise ValueError(f"unknown validation slice {how!r}")
+
+
+def concat_tasks(tasks):
+    """One task from several with the same training data (their queries stacked)."""
+    import scipy.sparse as sp
+
+    from ..evaluation.splits import EvalTask
+
+    first = tasks[0]
+    qs = [t.queries for t in tasks]
+    queries = Queries(np.concatenate([q.user_idx for q in qs]), Ragged.stack([q.items for q in qs]),
+                      np.concatenate([q.current_item for q in qs]), Ragged.stack([q.basket for q in qs]))
+    exclude = None if first.exclude is None else sp.vstack([t.exclude for t in tasks]).tocsr()
+    return EvalTask(first.name, first.train, queries, sp.vstack([t.relevant for t in tasks]).tocsr(), exclude,
+                    protocol=first.protocol + f" (×{len(tasks)} hidden items)")
+
+
+def random_holdout(data: ShopData, fraction: float, seed: int = 0):
+    """Hide a random ``fraction`` of each user's distinct items (users with ≥ 2 items); query every
+    such user; training items excluded (the all-ranking protocol, for data without time)."""
+    from ..evaluation.splits import EvalTask, _rows_to_csr
+
+    ev = data.events
+    rng = np.random.default_rng(seed)
+    pairs = ev[["user_idx", "item_idx"]].drop_duplicates()
+    u = pairs["user_idx"].to_numpy()
+    counts = np.bincount(u, minlength=data.n_users)
+    hide = (rng.random(len(pairs)) < fraction) & (counts[u] >= 2)
+    hidden = pairs[hide]
+    key_h = hidden["user_idx"].to_numpy().astype(np.int64) * data.n_items + hidden["item_idx"].to_numpy()
+    key_e = ev["user_idx"].to_numpy().astype(np.int64) * data.n_items + ev["item_idx"].to_numpy()
+    train = data.filter_events(~np.isin(key_e, key_h), name=f"{data.name}-holdout")
+    users, inv = np.unique(hidden["user_idx"].to_numpy(), return_inverse=True)
+    relevant = _rows_to_csr(inv, hidden["item_idx"].to_numpy(), (len(users), data.n_items))
+    exclude = train.interactions(binary=True)[users]
+    return EvalTask(train.name, train, Queries.for_users(users.astype(np.int32)), relevant, exclude,
+                    protocol=f"random {fraction:.0%} of each user's items hidden")
+
+
+def session_holdout(data: ShopData, fraction: float, seed: int = 0):
+    """The last ``fraction`` of sessions (by index) become prefixes cut at a random point; the next
+    item is the target; training = the other sessions."""
+    from ..evaluation.splits import EvalTask, _rows_to_csr
+
+    seqs = data.sequences(by="session")
+    n_s = len(seqs)
+    lengths = seqs.lengths
+    cand = np.flatnonzero(lengths >= 2)
+    test_s = cand[cand >= int(n_s * (1 - fraction))] if len(cand) else cand
+    rng = np.random.default_rng(seed)
+    cut = (rng.random(len(test_s)) * (lengths[test_s] - 1)).astype(np.int64) + 1  # prefix length ≥ 1
+    starts = seqs.indptr[test_s]
+    prefixes = Ragged.from_lists([seqs.values[s:s + c] for s, c in zip(starts, cut)])
+    targets = seqs.values[starts + cut]
+    sess = data.events["session_idx"].to_numpy()
+    train = data.filter_events(~np.isin(sess, test_s), name=f"{data.name}-sessions")
+    relevant = _rows_to_csr(np.arange(len(test_s)), targets, (len(test_s), data.n_items))
+    return EvalTask(train.name, train, Queries.for_sessions(prefixes), relevant, None,
+                    protocol=f"last {fraction:.0%} of sessions cut at a random point")
+
+
+# --------------------------------------------------------------------------- training
+def train_ranker(pipe, data: ShopData) -> Ranker:
+    """Fit the scenario's strategies on the validation slice's training part, collect candidate
+    features and labels for its requests, and train LambdaRank."""
+    import lightgbm as lgb
+
+    from .pipeline import ModelCache, ScenarioPipeline
+
+    cfg = pipe.config.ranker
+    start = time.perf_counter()
+    task = validation_task(data, cfg.validation, cfg.validation_fraction, cfg.seed)
+    n_q = task.n_queries
+    rng = np.random.default_rng(cfg.seed)
+    sel = np.sort(rng.choice(n_q, size=min(n_q, cfg.max_queries), replace=False)) if n_q else np.zeros(0, int)
+    queries = task.queries.take(sel)
+    relevant = task.relevant[sel]
+    exclude = task.exclude[sel] if task.exclude is not None else None
+    inner_cfg = pipe.config.model_copy(update={"fusion": pipe.config.fusion.model_copy(update={"method": "weighted"})})
+    inner = ScenarioPipeline(inner_cfg).fit(task.train, cache=ModelCache(), train_ranker=False)
+    X_parts, y_parts, groups = [], [], []
+    step = max(1, inner.block_cells // max(data.n_items, 1))
+    for b in range(0, len(sel), step):
+        bs = np.arange(b, min(len(sel), b + step))
+        qb = queries.take(bs)
+        allowed = inner.allowed(qb, None, exclude[bs] if exclude is not None else None)
+        pairs = inner.candidate_pairs(qb, allowed)
+        if not len(pairs.row):
+            continue
+        y = np.asarray(relevant[bs][pairs.row, pairs.item]).ravel() > 0
+        has_pos = np.bincount(pairs.row[y], minlength=len(bs)) > 0
+        keep = has_pos[pairs.row]
+        if not keep.any():
+            continue
+        X = features(inner, pairs, qb)[keep]
+        X_parts.append(X)
+        y_parts.append(y[keep].astype(np.int32))
+        groups.append(np.bincount(pairs.row[keep], minlength=len(bs))[has_pos])
+    names = feature_names([s.display for s in pipe.specs_])
+    if not X_parts:
+        raise ValueError(f"{pipe.config.name}: the validation slice ({task.protocol}) gave no request whose "
+                         "answer was among the candidates; cannot train the ranker")
+    X = np.vstack(X_parts)
+    y = np.concatenate(y_parts)
+    group = np.concatenate(groups)
+    model = lgb.LGBMRanker(objective="lambdarank", n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate,
+                           num_leaves=cfg.num_leaves, min_child_samples=cfg.min_child_samples,
+                           random_state=cfg.seed, n_jobs=2, verbose=-1, deterministic=True,
+                           force_row_wise=True, lambdarank_truncation_level=20)
+    model.fit(X, y, group=group, feature_name=[re.sub(r"[^0-9A-Za-z_]", "_", n) for n in names])
+    return Ranker(model.booster_, names, int(len(group)), int(len(y)), float(y.mean()),
+                  task.protocol, time.perf_counter() - start)
