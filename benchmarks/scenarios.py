@@ -102,7 +102,7 @@ def _strategies(*specs):
 
 
 CASES = [
-    Case("cart", "cart", "online-retail", cart_task, {"ranker": {"validation": "basket"}},
+    Case("cart", "cart", "online-retail", cart_task, {"ranker": {"validation": "basket"}, "fusion": {"tune_weights": True}},
          "invoices of the last month (from 2011-11-09), guests included; one line hidden per invoice"),
     Case("post_purchase", "post_purchase", "online-retail", post_purchase_task, {"ranker": {"validation": "temporal"}},
          "each customer's first invoice after 2011-11-09, given the history and the last order"),
@@ -151,8 +151,10 @@ def run_case(case: Case) -> dict:
           f"{task.train.n_items} items (loaded in {load_s:.0f} s)", flush=True)
     with PeakMemory() as mem:
         start = time.perf_counter()
-        pipe = ScenarioPipeline(cfg).fit(task.train, train_ranker=cfg.fusion.method == "ranker" or True)
+        pipe = ScenarioPipeline(cfg).fit(task.train, train_ranker=True)
         fit_s = time.perf_counter() - start
+    if pipe.validation_:
+        print(f"   validation: {pipe.validation_}", flush=True)
     print(f"   fit {fit_s:.0f} s, peak {mem.peak_gib:.1f} GiB; models: "
           + ", ".join(f"{k.split(':')[0]} {v:.0f}s" for k, v in pipe.cache_.fit_seconds.items()), flush=True)
     if pipe.ranker is not None:
@@ -162,7 +164,9 @@ def run_case(case: Case) -> dict:
     cats = item_categories(task)
     rows = []
     variants = [(s.display, "single", s.display) for s in pipe.specs_]
-    variants += [("weighted", "fusion", "weighted"), ("rrf", "fusion", "rrf")]
+    variants += [("weighted", "fusion", "weighted_configured"), ("rrf", "fusion", "rrf")]
+    if cfg.fusion.tune_weights:
+        variants.append(("weighted (tuned)", "fusion", "weighted"))
     if pipe.ranker is not None:
         variants.append(("ranker", "fusion", "ranker"))
     variants.append((f"pipeline ({cfg.fusion.method}"
@@ -209,6 +213,7 @@ def run_case(case: Case) -> dict:
             "validation": pipe.ranker.validation, "queries": pipe.ranker.n_queries, "pairs": pipe.ranker.n_pairs,
             "seconds": round(pipe.ranker.seconds, 1),
             "top_features": dict(sorted(pipe.ranker.importance().items(), key=lambda x: -x[1])[:8])},
+        "validation": pipe.validation_,
         "lift_ndcg@10": lift, "best_single": best_single["label"],
         "rows": rows,
     }

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import numpy as np
 import typer
 from rich import box
 from rich.console import Console
@@ -162,6 +163,111 @@ def demo(
                    ks=_parse_ks(k), split="temporal", params={"item_knn": {"similarity": "covisit"}},
                    sequential=False, json_path=json_out,
                    title="demo shop: next purchases after the temporal cut (known customers)")
+    from .scenarios import Recommender
+
+    console.print("\n[bold]Every page of the demo shop[/] (scenarios fitted on all its data):")
+    rec = Recommender().fit(data, progress=lambda name, sec: console.print(f"  fitted {name} in {sec:.1f} s"))
+    for scenario, ctx in _demo_requests(data):
+        print_response(rec.recommend(scenario, ctx), ctx)
+
+
+def _demo_requests(data) -> list[tuple[str, dict]]:
+    """Typical page requests on the demo shop, chosen from its data (deterministic)."""
+    ev = data.events
+    counts = ev.groupby("user_idx").size()
+    user = data.users.to_external(np.array([int(counts.index[np.argsort(-counts.to_numpy(), kind="stable")[10]])]))[0]
+    pop = np.argsort(-data.item_popularity(), kind="stable")
+    top = [str(x) for x in data.items.to_external(pop[:5])]
+    return [
+        ("home", {"user_id": str(user)}),
+        ("first_visit", {"country": "Germany"}),
+        ("item_page", {"current_item": top[0], "session": [top[1], top[0]]}),
+        ("cart", {"basket": top[:2]}),
+        ("checkout", {"basket": top[:3]}),
+        ("post_purchase", {"user_id": str(user)}),
+        ("search", {"query": "christmas lights", "user_id": str(user)}),
+    ]
+
+
+def print_response(resp, ctx: dict) -> None:
+    table = Table(title=f"{resp.scenario}  {json.dumps(ctx)}", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("item")
+    table.add_column("title")
+    table.add_column("why")
+    for i, it in enumerate(resp.items, 1):
+        table.add_row(str(i), it.item_id, (it.title or "")[:40], it.reason)
+    console.print(table)
+    for note in resp.notes:
+        console.print(f"  [dim]note: {note}[/]")
+
+
+@app.command()
+def recommend(
+    scenario: Annotated[str, typer.Argument(help="Scenario name (a shipped default) or a scenario TOML file.")],
+    context: Annotated[str, typer.Option("--context", "-c", help="The request as JSON.")] = "{}",
+    data: Annotated[Optional[str], typer.Option("--data", help="FORMAT:PATH (default: the demo shop).")] = None,
+) -> None:
+    """Fit one scenario and answer one request, with a reason for every item."""
+    from .exceptions import ShoprecError
+    from .scenarios import Recommender, RequestContext
+
+    try:
+        ctx = json.loads(context)
+    except json.JSONDecodeError as e:
+        console.print(f"[red]--context is not valid JSON: {e}[/]")
+        raise typer.Exit(2) from None
+    try:
+        RequestContext.parse(ctx)
+        shop = _load_shop(data)
+        rec = Recommender([scenario]).fit(shop)
+        name = next(iter(rec.configs))
+        print_response(rec.recommend(name, ctx), ctx)
+    except ShoprecError as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from None
+
+
+def _load_shop(spec: str | None):
+    from .data.adapters import load, load_online_retail
+    from .demo_data import DEMO_PATH
+
+    if spec is None:
+        return load_online_retail(DEMO_PATH)[0]
+    loaded = load(spec)
+    return loaded[0] if isinstance(loaded, tuple) else loaded
+
+
+@app.command("scenarios")
+def list_scenarios() -> None:
+    """List the shipped scenarios: strategies, fusion, rules."""
+    from .scenarios import default_scenarios
+
+    table = Table(title="scenarios (src/shoprec/scenarios/defaults/*.toml)")
+    for col in ("name", "K", "strategies (weight)", "fusion", "rules", "diversity"):
+        table.add_column(col)
+    for name, cfg in default_scenarios().items():
+        rules = cfg.rules.model_dump(exclude_defaults=True)
+        table.add_row(name, str(cfg.k), ", ".join(f"{s.display} ({s.weight:g})" for s in cfg.strategies),
+                      cfg.fusion.method, ", ".join(f"{k}={v}" for k, v in rules.items()) or "defaults",
+                      cfg.diversity.method)
+    console.print(table)
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Option("--results", help="Folder of benchmark JSON results.")] = Path("benchmarks/results"),
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+) -> None:
+    """Write an HTML report with plots of the benchmark results."""
+    from .report import build_report
+
+    try:
+        path = build_report(results, out)
+    except (FileNotFoundError, ValueError) as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB); open it in a browser")
 
 
 @app.command("strategies")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import Behaviour, Ragged, ShopData
+from ..data.schema import INTERNAL_EVENT_DTYPES
 from ..strategies.base import Queries
 from .splits import EvalTask, _rows_to_csr
 
@@ -23,7 +24,7 @@ from .splits import EvalTask, _rows_to_csr
 #: Online Retail adapter, ``session:<id>`` in the generic readers).
 GUEST_PREFIXES = ("guest:", "session:")
 
-_INTERNAL = ("user_idx", "item_idx", "behaviour", "timestamp", "session_idx", "quantity", "price", "rating")
+_INTERNAL = tuple(INTERNAL_EVENT_DTYPES)
 
 
 def _context_array(values: pd.Series | np.ndarray) -> np.ndarray:

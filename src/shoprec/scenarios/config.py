@@ -76,6 +76,9 @@ class FusionConfig(_Frozen):
     normalise: Literal["minmax", "max", "rank"] = Field(
         default="minmax", description="Per request and strategy, how scores are put on one scale before weighting.")
     rrf_k: float = Field(default=60.0, gt=0, description="Reciprocal-rank fusion constant (Cormack et al. 2009).")
+    tune_weights: bool = Field(
+        default=False, description="Tune the strategy weights by coordinate ascent on NDCG@10 of a validation "
+                                   "slice cut from the training data (see [ranker] for the slice).")
 
 
 class RankerConfig(_Frozen):
@@ -153,7 +156,8 @@ def _format_validation(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid scenario"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
-        lines.append(f"  {loc or '(top level)'}: {e['msg']}")
+        msg = "unknown field (not part of the scenario format)" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  {loc or '(top level)'}: {msg}")
     return "\n".join(lines)
 
 

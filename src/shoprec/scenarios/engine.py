@@ -36,7 +36,7 @@ class Recommender:
             self.configs[cfg.name] = cfg
         self.pipelines: dict[str, ScenarioPipeline] = {}
 
-    def fit(self, data: ShopData, *, train_rankers: bool = True, progress=None) -> "Recommender":
+    def fit(self, data: ShopData, *, train_rankers: bool | None = None, progress=None) -> "Recommender":
         """Fit every scenario on ``data``; ``progress(name, seconds)`` is called after each."""
         self.data_ = data
         self.cache_ = ModelCache()

@@ -119,9 +119,11 @@ class ScenarioPipeline:
         self.ranker = None
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: ShopData, *, cache: ModelCache | None = None, train_ranker: bool = True) -> "ScenarioPipeline":
+    def fit(self, data: ShopData, *, cache: ModelCache | None = None,
+            train_ranker: bool | None = None) -> "ScenarioPipeline":
         """Fit (or take from ``cache``) every strategy of the scenario, learn the item facts, and
-        train the ranker on a validation slice of ``data`` when the fusion method asks for it."""
+        train the ranker on a validation slice of ``data`` — when the fusion method is ``ranker``
+        (``train_ranker=None``), always (``True``, for comparisons) or never (``False``)."""
         cfg = self.config
         self.data_ = data
         self.cache_ = cache if cache is not None else ModelCache()
@@ -137,10 +139,23 @@ class ScenarioPipeline:
             self._text = _text_index(data)
         if cfg.rules.complements_only and self._text is not None:
             self._near_dup = _near_duplicates(self._text.item_vectors(), cfg.rules.max_similarity_to_basket)
-        if cfg.fusion.method == "ranker" and train_ranker:
-            from .ranker import train_ranker as _train
+        self.weights_ = np.array([s.weight for s in self.specs_], np.float32)
+        self.validation_ = None
+        want_ranker = train_ranker or (train_ranker is None and cfg.fusion.method == "ranker")
+        if want_ranker or cfg.fusion.tune_weights:
+            from . import ranker as rk
 
-            self.ranker = _train(self, data)
+            vs = rk.validation_set(self, data)
+            self.validation_ = {"protocol": vs.protocol, "queries": vs.n_queries, "seconds": round(vs.seconds, 1),
+                                "ndcg@10 (configured weights)": rk.ndcg_at(vs, self.weights_)}
+            if cfg.fusion.tune_weights:
+                self.weights_, best = rk.tune_weights(vs, self.weights_)
+                self.validation_["ndcg@10 (tuned weights)"] = best
+                self.validation_["tuned weights"] = dict(zip([s.display for s in self.specs_],
+                                                             map(float, self.weights_)))
+            if want_ranker:
+                self.ranker = rk.train_ranker(self, vs)
+            del vs
         return self
 
     @property
@@ -300,13 +315,15 @@ class ScenarioPipeline:
         return Pairs(uniq // m, (uniq % m).astype(np.int32), norm, rank, raw, sources)
 
     def fuse(self, pairs: Pairs, queries: Queries, method: str) -> np.ndarray:
-        """Fused score of every candidate pair."""
-        w = np.array([s.weight for s in self.specs_], np.float32)
+        """Fused score of every candidate pair (weights: the configured ones, or tuned on validation)."""
+        w = self.weights_
         if method == "rrf":
             contrib = np.where(np.isnan(pairs.rank), 0.0, 1.0 / (self.config.fusion.rrf_k + np.nan_to_num(pairs.rank)))
             return (contrib * w).sum(axis=1).astype(np.float32)
         if method == "ranker" and self.ranker is not None:
             return self.ranker.predict(self, pairs, queries)
+        if method == "weighted_configured":
+            w = np.array([s.weight for s in self.specs_], np.float32)
         return pairs.norm @ w
 
     def _recommend_block(self, qb: Queries, k: int, filters, exclude, method, timings):
@@ -430,7 +447,7 @@ def _normalise(val: np.ndarray, valid: np.ndarray, how: str) -> np.ndarray:
             lo = np.nanmin(np.where(valid, v, np.inf), axis=1, keepdims=True)
             span = hi - lo
             out = np.where(span > 0, (v - lo) / np.where(span > 0, span, 1.0), 1.0)
-    return np.nan_to_num(out, nan=0.0).astype(np.float32)
+    return np.where(valid, np.nan_to_num(out, nan=0.0), 0.0).astype(np.float32)
 
 
 def _top_pairs(row: np.ndarray, item: np.ndarray, score: np.ndarray, sources: np.ndarray, n: int, k: int):

@@ -187,11 +187,28 @@ def session_holdout(data: ShopData, fraction: float, seed: int = 0):
 
 
 # --------------------------------------------------------------------------- training
-def train_ranker(pipe, data: ShopData) -> Ranker:
-    """Fit the scenario's strategies on the validation slice's training part, collect candidate
-    features and labels for its requests, and train LambdaRank."""
-    import lightgbm as lgb
+@dataclass
+class ValidationBlock:
+    """Candidate pairs of one block of validation requests, with their labels."""
 
+    queries: Queries
+    pairs: object
+    label: np.ndarray        # bool (M,)
+    n_relevant: np.ndarray   # per request, all its relevant items (found or not)
+
+
+@dataclass
+class ValidationSet:
+    inner: object            # the pipeline fitted on the validation slice's training part
+    blocks: list
+    protocol: str
+    n_queries: int
+    seconds: float
+
+
+def validation_set(pipe, data: ShopData) -> ValidationSet:
+    """Fit the scenario's strategies on the training part of a validation slice of ``data`` and
+    collect the candidate pairs of its requests with their labels."""
     from .pipeline import ModelCache, ScenarioPipeline
 
     cfg = pipe.config.ranker
@@ -203,37 +220,97 @@ def train_ranker(pipe, data: ShopData) -> Ranker:
     queries = task.queries.take(sel)
     relevant = task.relevant[sel]
     exclude = task.exclude[sel] if task.exclude is not None else None
-    inner_cfg = pipe.config.model_copy(update={"fusion": pipe.config.fusion.model_copy(update={"method": "weighted"})})
+    inner_cfg = pipe.config.model_copy(update={"fusion": pipe.config.fusion.model_copy(
+        update={"method": "weighted", "tune_weights": False})})
     inner = ScenarioPipeline(inner_cfg).fit(task.train, cache=ModelCache(), train_ranker=False)
-    X_parts, y_parts, groups = [], [], []
+    blocks = []
     step = max(1, inner.block_cells // max(data.n_items, 1))
     for b in range(0, len(sel), step):
         bs = np.arange(b, min(len(sel), b + step))
         qb = queries.take(bs)
         allowed = inner.allowed(qb, None, exclude[bs] if exclude is not None else None)
         pairs = inner.candidate_pairs(qb, allowed)
-        if not len(pairs.row):
+        rel = relevant[bs]
+        y = np.asarray(rel[pairs.row, pairs.item]).ravel() > 0 if len(pairs.row) else np.zeros(0, bool)
+        blocks.append(ValidationBlock(qb, pairs, y, np.diff(rel.indptr)))
+    return ValidationSet(inner, blocks, task.protocol, len(sel), time.perf_counter() - start)
+
+
+def ndcg_at(vs: ValidationSet, weights: np.ndarray, k: int = 10) -> float:
+    """Mean NDCG@k over the validation requests of weighted fusion with ``weights``."""
+    from .pipeline import _top_pairs
+
+    total, count = 0.0, 0
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    for blk in vs.blocks:
+        p = blk.pairs
+        n = len(blk.queries)
+        has = blk.n_relevant > 0
+        count += int(has.sum())
+        if not len(p.row):
             continue
-        y = np.asarray(relevant[bs][pairs.row, pairs.item]).ravel() > 0
-        has_pos = np.bincount(pairs.row[y], minlength=len(bs)) > 0
-        keep = has_pos[pairs.row]
+        fused = p.norm @ weights
+        idx, _, lab = _top_pairs(p.row, p.item, fused, blk.label.astype(np.int64), n, k)
+        dcg = (lab * disc).sum(axis=1)
+        ideal = np.cumsum(disc)[np.minimum(np.maximum(blk.n_relevant, 1), k) - 1]
+        total += float((dcg / ideal)[has].sum())
+    return total / max(count, 1)
+
+
+def tune_weights(vs: ValidationSet, start: np.ndarray, grid=(0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
+                 rounds: int = 2) -> tuple[np.ndarray, float]:
+    """Coordinate ascent on the fusion weights, maximising validation NDCG@10."""
+    w = np.asarray(start, np.float32).copy()
+    best = ndcg_at(vs, w)
+    for _ in range(rounds):
+        improved = False
+        for s in range(len(w)):
+            for g in grid:
+                if g == w[s]:
+                    continue
+                trial = w.copy()
+                trial[s] = g
+                if not trial.any():
+                    continue
+                score = ndcg_at(vs, trial)
+                if score > best + 1e-9:
+                    best, w, improved = score, trial, True
+        if not improved:
+            break
+    return w, best
+
+
+def train_ranker(pipe, vs: ValidationSet) -> Ranker:
+    """Train LambdaRank on the validation pairs (requests without any relevant candidate dropped)."""
+    import lightgbm as lgb
+
+    cfg = pipe.config.ranker
+    start = time.perf_counter()
+    X_parts, y_parts, groups = [], [], []
+    for blk in vs.blocks:
+        p, y = blk.pairs, blk.label
+        if not len(p.row):
+            continue
+        n = len(blk.queries)
+        has_pos = np.bincount(p.row[y], minlength=n) > 0
+        keep = has_pos[p.row]
         if not keep.any():
             continue
-        X = features(inner, pairs, qb)[keep]
-        X_parts.append(X)
+        X_parts.append(features(vs.inner, p, blk.queries)[keep])
         y_parts.append(y[keep].astype(np.int32))
-        groups.append(np.bincount(pairs.row[keep], minlength=len(bs))[has_pos])
+        groups.append(np.bincount(p.row[keep], minlength=n)[has_pos])
     names = feature_names([s.display for s in pipe.specs_])
     if not X_parts:
-        raise ValueError(f"{pipe.config.name}: the validation slice ({task.protocol}) gave no request whose "
+        raise ValueError(f"{pipe.config.name}: the validation slice ({vs.protocol}) gave no request whose "
                          "answer was among the candidates; cannot train the ranker")
     X = np.vstack(X_parts)
     y = np.concatenate(y_parts)
     group = np.concatenate(groups)
     model = lgb.LGBMRanker(objective="lambdarank", n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate,
                            num_leaves=cfg.num_leaves, min_child_samples=cfg.min_child_samples,
+                           subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=1.0,
                            random_state=cfg.seed, n_jobs=2, verbose=-1, deterministic=True,
                            force_row_wise=True, lambdarank_truncation_level=20)
     model.fit(X, y, group=group, feature_name=[re.sub(r"[^0-9A-Za-z_]", "_", n) for n in names])
     return Ranker(model.booster_, names, int(len(group)), int(len(y)), float(y.mean()),
-                  task.protocol, time.perf_counter() - start)
+                  vs.protocol, vs.seconds + time.perf_counter() - start)

@@ -29,7 +29,7 @@ below 1 tempers the naive-Bayes over-counting of correlated attributes (1.0: .49
 attributes are all unknown gets the global popularity order; an item the training data never saw
 scores lowest but is still ranked (lists are never empty). The optional trending term
 (``trend_weight`` τ, off by default) uses the behaviour weights of the events decayed with
-``half_life_days`` from the newest training event, smoothed like a segment. In a seasonal shop it
+``half_life_days`` from the newest training event, smoothed like a segment (same α). In a seasonal shop it
 matters more than the segments: first visits on Online Retail
 (:func:`~shoprec.evaluation.cold_splits.first_visit`, country) measured NDCG@10 .057 for global
 popularity, .063 for country segments and .112 for country segments with ``trend_weight=1``.
@@ -48,6 +48,7 @@ import scipy.sparse as sp
 from pydantic import Field, field_validator
 
 from ..data import ShopData
+from ..data.schema import INTERNAL_EVENT_DTYPES
 from .base import Queries, Strategy, StrategyConfig, register
 
 TIME_ATTRIBUTES = ("hour", "weekday")
@@ -76,8 +77,9 @@ class ColdStartConfig(StrategyConfig):
     trend_weight: float = Field(default=0.0, ge=0,
                                 description="Weight of the trending log-lift (time-decayed popularity); 0 = off.")
     half_life_days: float = Field(default=7.0, gt=0, description="Trending: half-life of an event's weight.")
-    max_values: int = Field(default=1000, ge=1,
-                            description="Values kept per attribute (the most frequent); the rest are unknown.")
+    max_values: int = Field(default=200, ge=1,
+                            description="Values kept per attribute (the most frequent); the rest are unknown. "
+                                        "The model holds a dense float32 values × items table per attribute.")
 
     @field_validator("attributes")
     @classmethod
@@ -160,6 +162,7 @@ class ColdStartStrategy(Strategy):
         p = (counts + _EPS) / (counts.sum() + _EPS * n_items)
         log_p = np.log(p)
         self.log_prior_ = log_p.astype(np.float32)
+        p32, log_p32 = p.astype(np.float32), self.log_prior_
         # the prior in pseudo-users: α users of the mean user's weighted number of items
         active = np.diff(x.indptr) > 0
         alpha = cfg.prior_strength * float(counts.sum()) / max(int(active.sum()), 1)
@@ -188,13 +191,17 @@ class ColdStartStrategy(Strategy):
                     np.full(n_users, -1, np.int32)
             if not len(values):
                 continue
-            c = np.asarray(sp.csr_matrix(c).toarray(), dtype=np.float64)
-            seg = (c + alpha * p) / (c.sum(axis=1, keepdims=True) + alpha)
-            seg = np.maximum(seg, 1e-30)
+            c = sp.csr_matrix(c, dtype=np.float32).toarray()  # values × items, dense (max_values bounds it)
+            total = c.sum(axis=1, dtype=np.float64, keepdims=True)
+            c += np.float32(alpha) * p32
+            c /= (total + alpha).astype(np.float32)
+            np.maximum(c, np.float32(1e-30), out=c)
+            np.log(c, out=c)
+            c -= log_p32
             names.append(attr)
             sources.append(source)
             vocab.append(np.asarray(values, dtype=object))
-            lifts.append((np.log(seg) - log_p).astype(np.float32))
+            lifts.append(c)
             user_codes.append(ucode)
         sizes = [len(v) for v in vocab]
         self.attributes_ = np.asarray(names, dtype=str)
@@ -224,7 +231,7 @@ class ColdStartStrategy(Strategy):
             if not (ts >= 0).any():
                 return None, None
             return "time", _time_values(attr, ts)
-        if attr in ev.columns and attr not in ("user_idx", "item_idx", "behaviour", "timestamp", "session_idx"):
+        if attr in ev.columns and attr not in INTERNAL_EVENT_DTYPES:
             col = ev[attr]
             if isinstance(col.dtype, pd.CategoricalDtype):
                 cats = canonical_values(pd.Series(col.cat.categories.to_numpy(dtype=object), dtype=object))

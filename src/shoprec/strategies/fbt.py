@@ -135,6 +135,10 @@ class FBTStrategy(Strategy):
         n_items = data.n_items
         behaviours = tuple(Behaviour.parse(b) for b in cfg.behaviours)
         rows, basket, n_baskets = basket_ids(data, behaviours)
+        if len(rows) == 0:
+            present = sorted(Behaviour(int(b)).name.lower() for b in np.unique(data.events["behaviour"].to_numpy()))
+            raise ValueError(f"{data.name}: fbt found no events of behaviours {list(cfg.behaviours)} to make baskets "
+                             f"of; the data has {present} — set FBTConfig.behaviours to those")
         items = data.events["item_idx"].to_numpy()[rows]
         ts = data.events["timestamp"].to_numpy()[rows]
 
