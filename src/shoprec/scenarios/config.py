@@ -87,7 +87,9 @@ class RankerConfig(_Frozen):
                                     "(never the test): auto picks from the data and the scenario.")
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     max_queries: int = Field(default=20000, ge=100, description="Validation queries used to train the ranker.")
-    n_estimators: int = Field(default=300, ge=1)
+    rerank: int = Field(default=50, ge=1, description="The ranker re-orders each request's top `rerank` pairs "
+                                                       "of weighted fusion (and is trained on them).")
+    n_estimators: int = Field(default=150, ge=1)
     learning_rate: float = Field(default=0.05, gt=0)
     num_leaves: int = Field(default=31, ge=2)
     min_child_samples: int = Field(default=20, ge=1)

@@ -89,9 +89,17 @@ class Ranker:
     seconds: float
 
     def predict(self, pipe, pairs, queries: Queries) -> np.ndarray:
+        """Scores that put the ranker's order on each request's top ``rerank`` weighted pairs, above
+        the rest (which keep their weighted order)."""
+        weighted = pairs.norm @ pipe.weights_
         if not len(pairs.row):
-            return np.zeros(0, np.float32)
-        return np.asarray(self.booster.predict(features(pipe, pairs, queries)), dtype=np.float32)
+            return weighted
+        top = top_mask(pairs.row, pairs.item, weighted, len(queries), pipe.config.ranker.rerank)
+        out = weighted - weighted.max(initial=0) - 1.0
+        sub = _subset(pairs, top)
+        pred = np.asarray(self.booster.predict(features(pipe, sub, queries)), dtype=np.float32)
+        out[top] = 1000.0 + pred
+        return out.astype(np.float32)
 
     def importance(self) -> dict[str, float]:
         gain = self.booster.feature_importance(importance_type="gain")
@@ -236,22 +244,44 @@ def validation_set(pipe, data: ShopData) -> ValidationSet:
     return ValidationSet(inner, blocks, task.protocol, len(sel), time.perf_counter() - start)
 
 
+def _dense(blk: ValidationBlock):
+    """The block's pairs as padded (n, P, S) scores and (n, P) labels, cached on the block."""
+    cached = getattr(blk, "_dense_cache", None)
+    if cached is not None:
+        return cached
+    p = blk.pairs
+    n = len(blk.queries)
+    counts = np.bincount(p.row, minlength=n)
+    P = max(int(counts.max(initial=0)), 1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.arange(len(p.row)) - starts[p.row]      # pairs are sorted by row
+    norm = np.zeros((n, P, p.norm.shape[1]), np.float32)
+    label = np.zeros((n, P), bool)
+    valid = np.zeros((n, P), bool)
+    norm[p.row, pos] = p.norm
+    label[p.row, pos] = blk.label
+    valid[p.row, pos] = True
+    blk._dense_cache = (norm, label, valid)
+    return blk._dense_cache
+
+
 def ndcg_at(vs: ValidationSet, weights: np.ndarray, k: int = 10) -> float:
     """Mean NDCG@k over the validation requests of weighted fusion with ``weights``."""
-    from .pipeline import _top_pairs
-
     total, count = 0.0, 0
     disc = 1.0 / np.log2(np.arange(2, k + 2))
     for blk in vs.blocks:
-        p = blk.pairs
-        n = len(blk.queries)
         has = blk.n_relevant > 0
         count += int(has.sum())
-        if not len(p.row):
+        if not len(blk.pairs.row):
             continue
-        fused = p.norm @ weights
-        idx, _, lab = _top_pairs(p.row, p.item, fused, blk.label.astype(np.int64), n, k)
-        dcg = (lab * disc).sum(axis=1)
+        norm, label, valid = _dense(blk)
+        fused = np.where(valid, norm @ np.asarray(weights, np.float32), -np.inf)
+        kk = min(k, fused.shape[1])
+        part = np.argpartition(-fused, kk - 1, axis=1)[:, :kk]
+        order = np.argsort(-np.take_along_axis(fused, part, 1), axis=1, kind="stable")
+        top = np.take_along_axis(part, order, 1)
+        lab = np.take_along_axis(label & valid, top, 1)
+        dcg = (lab * disc[:kk]).sum(axis=1)
         ideal = np.cumsum(disc)[np.minimum(np.maximum(blk.n_relevant, 1), k) - 1]
         total += float((dcg / ideal)[has].sum())
     return total / max(count, 1)
@@ -280,6 +310,23 @@ def tune_weights(vs: ValidationSet, start: np.ndarray, grid=(0.0, 0.1, 0.25, 0.5
     return w, best
 
 
+def top_mask(row, item, score, n, k) -> np.ndarray:
+    """Bool per pair: among its request's top ``k`` by ``score`` (ties: lower item)."""
+    order = np.lexsort((item, -score, row))
+    r = row[order]
+    starts = np.searchsorted(r, np.arange(n))
+    pos = np.empty(len(order), np.int64)
+    pos[order] = np.arange(len(r)) - starts[r]
+    return pos < k
+
+
+def _subset(pairs, mask):
+    from .pipeline import Pairs
+
+    return Pairs(pairs.row[mask], pairs.item[mask], pairs.norm[mask], pairs.rank[mask], pairs.raw[mask],
+                 pairs.sources[mask])
+
+
 def train_ranker(pipe, vs: ValidationSet) -> Ranker:
     """Train LambdaRank on the validation pairs (requests without any relevant candidate dropped)."""
     import lightgbm as lgb
@@ -292,6 +339,8 @@ def train_ranker(pipe, vs: ValidationSet) -> Ranker:
         if not len(p.row):
             continue
         n = len(blk.queries)
+        top = top_mask(p.row, p.item, p.norm @ pipe.weights_, n, cfg.rerank)
+        p, y = _subset(p, top), y[top]
         has_pos = np.bincount(p.row[y], minlength=n) > 0
         keep = has_pos[p.row]
         if not keep.any():

@@ -59,6 +59,8 @@ TORCH_HINT = ('the sasrec strategy needs PyTorch; install its CPU build first wi
 
 #: queries encoded per forward pass when scoring
 SCORE_BATCH = 1024
+#: positions per chunk of the full-softmax loss (a chunk's logits stay in cache)
+CE_CHUNK = 128
 
 
 def _torch():
@@ -95,6 +97,11 @@ class SASRecConfig(StrategyConfig):
     lr: float = Field(default=1e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW decoupled weight decay.")
     batch_size: int = Field(default=128, ge=1, description="Training sequences per step.")
+    bucket_by_length: bool = Field(
+        default=True,
+        description="Batch sequences of similar length (sorted within shuffled groups of 64 batches), "
+                    "about batch_size × mean length positions per batch, so that little compute goes "
+                    "to padding; false = random batches of batch_size sequences as in the reference.")
     epochs: int = Field(default=200, ge=1, description="Most passes over the training sequences.")
     time_budget_seconds: float | None = Field(
         default=None, gt=0,
@@ -209,6 +216,43 @@ def _module_class():
             """(n_items, hidden) output embeddings (the input table without the padding row)."""
             return self.item_emb.weight[1:]
 
+    class FullSoftmaxCE(torch.autograd.Function):
+        """Mean cross-entropy of ``softmax(h · wᵀ)`` against ``target``, over all items, computed in
+        row chunks: each chunk's logits are turned into their gradient in place (softmax minus the
+        one-hot target) while they are still in cache, so the (positions × items) logits never exist
+        as a whole. The gradients are computed in the forward pass and scaled in the backward."""
+
+        @staticmethod
+        def forward(ctx, h, w, target, chunk: int):
+            n = h.shape[0]
+            grad_h = torch.empty_like(h)
+            grad_w = torch.zeros_like(w)
+            total = torch.zeros((), dtype=torch.float64)
+            buf = torch.empty(min(chunk, n), w.shape[0], dtype=h.dtype)
+            for s in range(0, n, chunk):
+                hc, tc = h[s:s + chunk], target[s:s + chunk]
+                m = len(hc)
+                rows = torch.arange(m)
+                logits = torch.mm(hc, w.T, out=buf[:m])
+                top = logits.max(dim=1, keepdim=True).values
+                logits.sub_(top)
+                picked = logits[rows, tc]
+                logits.exp_()
+                norm = logits.sum(dim=1, keepdim=True)
+                total += (norm.squeeze(1).log() - picked).sum(dtype=torch.float64)
+                logits.div_(norm)
+                logits[rows, tc] -= 1.0
+                torch.mm(logits, w, out=grad_h[s:s + m])
+                grad_w.addmm_(logits.T, hc)
+            ctx.save_for_backward(grad_h / max(n, 1), grad_w / max(n, 1))
+            return (total / max(n, 1)).to(h.dtype)
+
+        @staticmethod
+        def backward(ctx, grad):
+            grad_h, grad_w = ctx.saved_tensors
+            return grad_h * grad, grad_w * grad, None, None
+
+    SASRecModule.full_softmax_ce = staticmethod(FullSoftmaxCE.apply)
     _MODULE_CLASS = SASRecModule
     return SASRecModule
 
@@ -227,6 +271,31 @@ def _left_padded(seqs: Ragged, width: int | None = None) -> np.ndarray:
     cols = width - lengths[rows] + (np.arange(len(rows)) - seqs.indptr[rows])
     out[rows, cols] = seqs.values.astype(np.int64) + 1
     return out
+
+
+def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+             bucket: bool) -> list[np.ndarray]:
+    """One epoch of training batches (row numbers), in random order.
+
+    Without ``bucket``: a random permutation cut into batches of ``batch_size`` sequences. With it:
+    the permutation is cut into groups of 64 batches, each group is sorted by length and cut into
+    batches of about ``batch_size × mean length`` positions (so short sequences come many to a batch
+    and little of a batch is padding), and the batches are shuffled.
+    """
+    n = len(lengths)
+    order = rng.permutation(n)
+    if not bucket:
+        return [b for b in np.array_split(order, max(1, math.ceil(n / batch_size))) if len(b)]
+    target = batch_size * max(float(lengths.mean()), 1.0) if n else 1.0
+    batches: list[np.ndarray] = []
+    group = 64 * batch_size
+    for g in range(0, n, group):
+        idx = order[g:g + group]
+        idx = idx[np.argsort(lengths[idx], kind="stable")]
+        before = np.cumsum(lengths[idx]) - lengths[idx]
+        cuts = np.flatnonzero(np.diff((before // target).astype(np.int64))) + 1
+        batches.extend(np.split(idx, cuts))
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _drop_last(seqs: Ragged, which: np.ndarray) -> Ragged:
@@ -290,17 +359,13 @@ class SASRecStrategy(Strategy):
             for epoch in range(1, cfg.epochs + 1):
                 model.train()
                 total, count = 0.0, 0
-                for batch in np.array_split(rng.permutation(len(inputs)),
-                                            max(1, math.ceil(len(inputs) / cfg.batch_size))):
-                    if len(batch) == 0:
-                        continue
+                for batch in _batches(lengths, cfg.batch_size, rng, cfg.bucket_by_length):
                     width = int(lengths[batch].max())
                     x = torch.from_numpy(inputs[batch, -width:])
                     y = torch.from_numpy(targets[batch, -width:])
                     h = model(x)
                     keep = y > 0
-                    logits = h[keep] @ model.item_weights().T
-                    loss = torch.nn.functional.cross_entropy(logits, y[keep] - 1)
+                    loss = model.full_softmax_ce(h[keep], model.item_weights(), y[keep] - 1, CE_CHUNK)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
