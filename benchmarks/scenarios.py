@@ -106,9 +106,10 @@ CASES = [
          "invoices of the last month (from 2011-11-09), guests included; one line hidden per invoice"),
     Case("post_purchase", "post_purchase", "online-retail", post_purchase_task, {"ranker": {"validation": "temporal"}},
          "each customer's first invoice after 2011-11-09, given the history and the last order"),
-    Case("first_visit", "first_visit", "online-retail", first_visit_retail_task, {},
+    Case("first_visit", "first_visit", "online-retail", first_visit_retail_task, {"ranker": {"validation": "first_visit", "validation_fraction": 0.2}},
          "customers whose first invoice is after 2011-11-09, given only country and time"),
-    Case("first_visit_ml", "first_visit", "movielens-1m", first_visit_movielens_task, {},
+    Case("first_visit_ml", "first_visit", "movielens-1m", first_visit_movielens_task,
+         {"ranker": {"validation": "new_users"}},
          "new MovieLens-1M users (split by user) given only gender, age, occupation"),
     Case("item_page", "item_page", "diginetica", item_page_task, {"ranker": {"validation": "session"}},
          "Diginetica next item of every test prefix (SR-GNN preprocessing)"),
@@ -146,6 +147,8 @@ def run_case(case: Case) -> dict:
     cfg = load_scenario(case.scenario)
     over = {k: {**getattr(cfg, k).model_dump(), **v} if isinstance(v, dict) and hasattr(cfg, k)
             and hasattr(getattr(cfg, k), "model_dump") else v for k, v in case.overrides.items()}
+    if "fusion" not in over:   # weights tuned on the validation slice, in every case
+        over["fusion"] = {**cfg.fusion.model_dump(), "tune_weights": True}
     cfg = cfg.with_overrides(**over)
     print(f"\n== {case.key}: {case.scenario} on {case.dataset} — {task.n_queries} queries, "
           f"{task.train.n_items} items (loaded in {load_s:.0f} s)", flush=True)

@@ -82,7 +82,8 @@ class FusionConfig(_Frozen):
 
 
 class RankerConfig(_Frozen):
-    validation: Literal["auto", "temporal", "leave_one_out", "session", "basket", "holdout"] = Field(
+    validation: Literal["auto", "temporal", "leave_one_out", "session", "basket", "holdout", "first_visit",
+                        "new_users"] = Field(
         default="auto", description="How the training slice for the ranker is cut from the training data "
                                     "(never the test): auto picks from the data and the scenario.")
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.5)

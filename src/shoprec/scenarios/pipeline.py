@@ -334,7 +334,10 @@ class ScenarioPipeline:
         only = labels.index(method) if method in labels else None
         pairs = self.candidate_pairs(qb, allowed, only)
         t1 = time.perf_counter()
-        fused = self.fuse(pairs, qb, "weighted" if only is not None else (method or cfg.fusion.method))
+        if only is not None:   # one strategy alone: its own normalised score
+            fused = pairs.norm[:, only].copy()
+        else:
+            fused = self.fuse(pairs, qb, method or cfg.fusion.method)
         t2 = time.perf_counter()
         pool = max(k, cfg.diversity.pool) if cfg.diversity.method == "mmr" else k
         idx, val, src = _top_pairs(pairs.row, pairs.item, fused, pairs.sources, len(qb), pool)

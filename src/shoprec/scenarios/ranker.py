@@ -132,6 +132,14 @@ def validation_task(data: ShopData, how: str, fraction: float, seed: int = 0):
         return session_holdout(data, fraction, seed)
     if how == "holdout":
         return random_holdout(data, fraction, seed)
+    if how == "first_visit":
+        from ..evaluation.cold_splits import first_visit
+
+        return first_visit(data, test_fraction=fraction)
+    if how == "new_users":
+        from ..evaluation.cold_splits import new_users
+
+        return new_users(data, test_fraction=fraction, seed=seed)
     raise ValueError(f"unknown validation slice {how!r}")
 
 
