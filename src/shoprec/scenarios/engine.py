@@ -13,15 +13,20 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from dataclasses import replace
+
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 
 from ..data import Behaviour, Ragged, ShopData
 from ..data.schema import DEFAULT_WEIGHTS
 from ..exceptions import NotFittedError, RequestError
-from ..strategies.base import Queries
+from ..strategies.base import LiveEvents, Queries, Strategy
 from . import reasons as R
 from .config import SCENARIO_NAMES, ScenarioConfig, load_scenario
 from .context import Reason, RecommendedItem, RequestContext, Response
+from .facts import ItemFacts
 from .pipeline import ModelCache, Recommendations, RequestFilters, ScenarioPipeline
 
 
@@ -41,17 +46,100 @@ class Recommender:
         self.data_ = data
         self.cache_ = ModelCache()
         self.fit_seconds_: dict[str, float] = {}
+        facts: dict[float, ItemFacts] = {}   # shared by scenarios with the same consumable threshold
         for name, cfg in self.configs.items():
             start = time.perf_counter()
-            self.pipelines[name] = ScenarioPipeline(cfg).fit(data, cache=self.cache_, train_ranker=train_rankers)
+            key = cfg.rules.consumable_min_repeat
+            if key not in facts:
+                facts[key] = ItemFacts.from_data(data, consumable_min_repeat=key)
+            self.pipelines[name] = ScenarioPipeline(cfg).fit(data, cache=self.cache_, train_ranker=train_rankers,
+                                                             facts=facts[key])
             self.fit_seconds_[name] = time.perf_counter() - start
             if progress is not None:
                 progress(name, self.fit_seconds_[name])
-        user_items = self.cache_.models and next(iter(self.cache_.models.values())).user_items_
-        self._user_items = user_items if user_items is not None else data.interactions()
+        first = next(iter(self.cache_.models.values()), None)
+        self._index_history(first.user_items_ if first is not None else data.interactions())
+        return self
+
+    def _index_history(self, user_items) -> None:
+        """The user×item history behind the reasons' anchors."""
+        self._user_items = sp.csr_matrix(user_items, dtype=np.float32)
         self._item_users = self._user_items.T.tocsr()
         self._item_norms = np.sqrt(np.asarray(self._item_users.multiply(self._item_users).sum(axis=1)).ravel())
-        return self
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, **meta: Any) -> Path:
+        """Write the fitted recommender as a versioned artifact (manifest + arrays, no pickle);
+        ``meta`` goes into the manifest (e.g. ``trained_through_seq``). See :mod:`.artifact`."""
+        from .artifact import save_recommender
+
+        return save_recommender(self, Path(path), meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Recommender":
+        """Read an artifact written by :meth:`save` (no pickle is loaded)."""
+        from .artifact import load_recommender
+
+        return load_recommender(Path(path))
+
+    # ------------------------------------------------------------------ live updates
+    @property
+    def facts(self) -> list[ItemFacts]:
+        """The distinct item-fact tables of the scenarios."""
+        seen: dict[int, ItemFacts] = {}
+        for pipe in self.pipelines.values():
+            seen.setdefault(id(pipe.facts_), pipe.facts_)
+        return list(seen.values())
+
+    def models(self) -> list[Strategy]:
+        """Every distinct fitted strategy (shared ones once), the text index included."""
+        return list(self.cache_.models.values())
+
+    def observe(self, events: LiveEvents) -> int:
+        """Learn from live events (internal indices) in every strategy that learns online; returns
+        how many strategies changed."""
+        if not len(events):
+            return 0
+        return sum(bool(m.observe(events)) for m in self.models())
+
+    def upsert_items(self, table: pd.DataFrame) -> dict[str, int]:
+        """Add or update catalogue items: ``table`` has ``item_id`` and any of the item columns
+        (title, description, category, brand, price, in_stock, seller). New items are recommendable at
+        once by the strategies that can score them (content, popularity/trending, live
+        co-visitation); stock, price and category take effect from the next request."""
+        if "item_id" not in table.columns:
+            raise RequestError("items need an item_id")
+        table = table.drop_duplicates("item_id", keep="last").reset_index(drop=True)
+        ids = table["item_id"].astype(str)
+        data = self.data_
+        known = data.items.to_index(ids, missing=-1)
+        n_old = data.n_items
+        items = data.items.extend(ids[known < 0]) if (known < 0).any() else data.items
+        n = len(items)
+        idx = items.to_index(ids).astype(np.int64)
+        attrs = table.drop(columns=["item_id"])
+        old = data.item_table if data.item_table is not None else pd.DataFrame(index=pd.RangeIndex(n_old))
+        full = old.reindex(pd.RangeIndex(n))
+        for col in attrs.columns:
+            given = attrs[col].notna().to_numpy()
+            if col not in full.columns:
+                full[col] = pd.Series([None] * n, dtype=object)
+            if given.any():
+                if full[col].dtype != object and not pd.api.types.is_dtype_equal(full[col].dtype, attrs[col].dtype):
+                    full[col] = full[col].astype(object)
+                full.loc[idx[given], col] = attrs[col][given].to_numpy()
+        if "in_stock" in full.columns:
+            full["in_stock"] = full["in_stock"].astype(object).where(full["in_stock"].notna(), True).astype(bool)
+        self.data_ = replace(data, items=items, item_table=full)
+        for facts in self.facts:
+            facts.grow(n)
+            facts.update(idx, attrs)
+        for model in self.models():
+            model.refresh_items(n, idx, full)
+        for pipe in self.pipelines.values():
+            pipe.data_ = self.data_
+            pipe.refresh_items(idx)
+        return {"added": int(n - n_old), "updated": int((known >= 0).sum())}
 
     # ------------------------------------------------------------------ requests
     def to_queries(self, contexts: list[RequestContext]) -> tuple[Queries, list[RequestFilters], list[list[str]]]:
@@ -170,7 +258,8 @@ class Recommender:
                 continue
             fn = getattr(model, "top_anchor", None) or getattr(model, "top_segment", None)
             if fn is not None:
-                special[s] = np.asarray(fn(qr, row_items[None, :]))[0]
+                known = np.where(row_items < model.n_items_, row_items, -1)  # items added after its fit
+                special[s] = np.asarray(fn(qr, known[None, :]))[0]
         ids = data.items.to_external(row_items)
         out = []
         for j, (item, item_id) in enumerate(zip(row_items, ids)):

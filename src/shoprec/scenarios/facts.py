@@ -94,6 +94,74 @@ class ItemFacts:
         return cls(n, popularity, trend, days_last, days_first, price, category, names, in_stock,
                    repurchase, purchased, now, titles)
 
+    # ------------------------------------------------------------------ live catalogue
+    def grow(self, n_items: int) -> None:
+        """Room for items added to the catalogue after fit: no events yet (popularity and trend 0,
+        ages unknown), price and category unknown, in stock, never purchased."""
+        extra = n_items - self.n_items
+        if extra <= 0:
+            return
+
+        def pad(a: np.ndarray, fill) -> np.ndarray:
+            return np.concatenate([a, np.full(extra, fill, dtype=a.dtype)])
+
+        self.popularity = pad(self.popularity, 0)
+        self.trend = pad(self.trend, 0)
+        self.days_since_last = pad(self.days_since_last, np.nan)
+        self.days_since_first = pad(self.days_since_first, np.nan)
+        self.price = pad(self.price, np.nan)
+        self.category = pad(self.category, -1)
+        self.in_stock = pad(self.in_stock, True)
+        self.repurchase_days = pad(self.repurchase_days, np.nan)
+        if self.titles is not None:
+            self.titles = pad(self.titles.astype(object), None)
+        purchased = self.purchased.copy()
+        purchased.resize((purchased.shape[0], n_items))
+        self.purchased = sp.csr_matrix(purchased)
+        self.n_items = n_items
+
+    def update(self, idx: np.ndarray, table: pd.DataFrame) -> None:
+        """New attribute values for the items ``idx`` from the rows of ``table`` (aligned with
+        ``idx``; columns ``price``, ``in_stock`` / ``stock``, ``category``, ``title``; missing values
+        keep what was known). Arrays are replaced, not written in place, so a reader holding the old
+        ones sees a consistent catalogue."""
+        idx = np.asarray(idx, np.int64)
+        if not len(idx):
+            return
+        if "price" in table.columns:
+            p = pd.to_numeric(table["price"], errors="coerce").to_numpy(np.float64)
+            price = self.price.copy()
+            ok = np.isfinite(p)
+            price[idx[ok]] = p[ok]
+            self.price = price
+        stock_col = "in_stock" if "in_stock" in table.columns else ("stock" if "stock" in table.columns else None)
+        if stock_col is not None:
+            v = table[stock_col]
+            known = v.notna().to_numpy()
+            vals = (v.fillna(True).astype(bool).to_numpy() if stock_col == "in_stock"
+                    else pd.to_numeric(v, errors="coerce").fillna(1).to_numpy() > 0)
+            stock = self.in_stock.copy()
+            stock[idx[known]] = vals[known]
+            self.in_stock = stock
+        if "category" in table.columns:
+            v = table["category"]
+            known = v.notna().to_numpy()
+            names = {n: i for i, n in enumerate(self.category_names)}
+            cat = self.category.copy()
+            for i, name in zip(idx[known], v[known].astype(str)):
+                if name not in names:
+                    names[name] = len(self.category_names)
+                    self.category_names.append(name)
+                cat[i] = names[name]
+            self.category = cat
+        if "title" in table.columns:
+            v = table["title"]
+            known = v.notna().to_numpy()
+            titles = (np.full(self.n_items, None, dtype=object) if self.titles is None
+                      else self.titles.astype(object).copy())
+            titles[idx[known]] = v[known].astype(str).to_numpy()
+            self.titles = titles
+
     def title(self, idx: int) -> str | None:
         if self.titles is None or idx < 0:
             return None

@@ -120,14 +120,16 @@ class ScenarioPipeline:
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: ShopData, *, cache: ModelCache | None = None,
-            train_ranker: bool | None = None) -> "ScenarioPipeline":
-        """Fit (or take from ``cache``) every strategy of the scenario, learn the item facts, and
-        train the ranker on a validation slice of ``data`` — when the fusion method is ``ranker``
-        (``train_ranker=None``), always (``True``, for comparisons) or never (``False``)."""
+            train_ranker: bool | None = None, facts: ItemFacts | None = None) -> "ScenarioPipeline":
+        """Fit (or take from ``cache``) every strategy of the scenario, learn the item facts (or use
+        ``facts``, shared with other scenarios), and train the ranker on a validation slice of
+        ``data`` — when the fusion method is ``ranker`` (``train_ranker=None``), always (``True``, for
+        comparisons) or never (``False``)."""
         cfg = self.config
         self.data_ = data
         self.cache_ = cache if cache is not None else ModelCache()
-        self.facts_ = ItemFacts.from_data(data, consumable_min_repeat=cfg.rules.consumable_min_repeat)
+        self.facts_ = facts if facts is not None else ItemFacts.from_data(
+            data, consumable_min_repeat=cfg.rules.consumable_min_repeat)
         self.specs_ = [s for s in cfg.strategies]
         self.models_ = [self.cache_.get(s, data) for s in self.specs_]
         self.fallback_models_ = [self.cache_.get(s, data) for s in cfg.fallback]
@@ -136,7 +138,7 @@ class ScenarioPipeline:
         self._text = None
         self._near_dup = None
         if cfg.rules.complements_only or cfg.rules.require_query_match or cfg.diversity.by == "content":
-            self._text = _text_index(data)
+            self._text = _text_index(data, self.cache_)
         if cfg.rules.complements_only and self._text is not None:
             self._near_dup = _near_duplicates(self._text.item_vectors(), cfg.rules.max_similarity_to_basket)
         self.weights_ = np.array([s.weight for s in self.specs_], np.float32)
@@ -157,6 +159,61 @@ class ScenarioPipeline:
                 self.ranker = rk.train_ranker(self, vs)
             del vs
         return self
+
+    @classmethod
+    def restore(cls, config: ScenarioConfig, data: ShopData, cache: ModelCache, facts: ItemFacts, *,
+                weights: np.ndarray, notes: list[str], validation: dict | None, text_model: Strategy | None,
+                near_duplicates: sp.csr_matrix | None, ranker=None) -> "ScenarioPipeline":
+        """A fitted pipeline from saved parts (see :mod:`.artifact`); its strategies come from ``cache``."""
+        pipe = cls(config)
+        pipe.data_ = data
+        pipe.cache_ = cache
+        pipe.facts_ = facts
+        pipe.specs_ = list(config.strategies)
+        pipe.models_ = [cache.models.get(s.key) for s in pipe.specs_]
+        pipe.fallback_models_ = [cache.models.get(s.key) for s in config.fallback]
+        pipe.notes_ = list(notes)
+        pipe._text = _TextIndex(text_model) if text_model is not None else None
+        pipe._near_dup = near_duplicates
+        pipe.weights_ = np.asarray(weights, np.float32)
+        pipe.validation_ = validation
+        pipe.ranker = ranker
+        return pipe
+
+    def refresh_items(self, changed: np.ndarray) -> None:
+        """After the catalogue grew or items changed (``facts_`` and the strategies already
+        refreshed): the near-duplicate rows of ``changed`` items from their new text vectors."""
+        m = self.facts_.n_items
+        if self._near_dup is None or self._text is None:
+            return
+        vec = self._text.item_vectors()
+        nd = self._near_dup.copy()
+        if nd.shape[0] < m:
+            nd.resize((m, m))
+        changed = np.asarray(changed, np.int64)
+        if len(changed):
+            keep = np.ones(m, np.float32)
+            keep[changed] = 0.0
+            d = sp.diags(keep)
+            nd = sp.csr_matrix(d @ nd @ d)
+            v = sp.csr_matrix(vec, dtype=np.float32) if sp.issparse(vec) else np.asarray(vec, np.float32)
+            block = v[changed] @ v.T
+            block = sp.csr_matrix(block)
+            block.data = (block.data >= self.config.rules.max_similarity_to_basket - 1e-6).astype(np.float32)
+            block.eliminate_zeros()
+            rows = sp.csr_matrix((np.ones(len(changed), np.float32), (changed, np.arange(len(changed)))),
+                                 shape=(m, len(changed))) @ block
+            nd = sp.csr_matrix(nd.maximum(rows).maximum(rows.T))
+        self._near_dup = nd
+
+    def scores(self, model: Strategy, queries: Queries) -> np.ndarray:
+        """A strategy's dense scores over the whole catalogue: items added after its fit that it
+        cannot score get ``-inf``."""
+        out = model.score(queries)
+        m = self.facts_.n_items
+        if out.shape[1] < m:
+            out = np.hstack([out, np.full((out.shape[0], m - out.shape[1]), -np.inf, np.float32)])
+        return out
 
     @property
     def labels(self) -> list[str]:
@@ -205,6 +262,8 @@ class ScenarioPipeline:
                 has_q = np.array([bool(t) for t in text])
                 if has_q.any():
                     match = self._text.query_scores([str(t) for t in text[has_q]]) > 0
+                    if match.shape[1] < m:  # items the text index does not know match nothing
+                        match = np.hstack([match, np.zeros((match.shape[0], m - match.shape[1]), bool)])
                     ok[has_q] &= match
         if exclude is not None and exclude.nnz:
             ok[sp.csr_matrix(exclude).nonzero()] = False
@@ -284,7 +343,7 @@ class ScenarioPipeline:
         for s, (spec, model) in enumerate(zip(self.specs_, self.models_)):
             if model is None or (only is not None and s != only):
                 continue
-            scores = model.score(queries)
+            scores = self.scores(model, queries)
             scores[~allowed] = -np.inf
             idx, val = topk(scores, spec.candidates)
             del scores
@@ -412,7 +471,7 @@ class ScenarioPipeline:
             if model is None or not len(short):
                 continue
             q = qb.take(short)
-            scores = model.score(q)
+            scores = self.scores(model, q)
             ok = allowed[short].copy()
             have = idx[short]
             r, c = np.nonzero(have >= 0)
@@ -488,10 +547,15 @@ class _TextIndex:
 
         q = Queries(np.full(n, -1, np.int32), Ragged.empty(n), np.full(n, -1, np.int32), Ragged.empty(n),
                     context={"query": np.asarray(texts, dtype=object)})
-        return self.model.score(q)
+        out = self.model.score(q)
+        return out
 
 
-def _text_index(data: ShopData) -> _TextIndex | None:
+#: The strategy behind the text index (fitted once per shop through the model cache).
+TEXT_INDEX_SPEC = StrategySpec(name="content_tfidf", label="text index", params={"neighbours": 1})
+
+
+def _text_index(data: ShopData, cache: ModelCache) -> _TextIndex | None:
     table = data.item_table
     if table is None or not any(c in table.columns for c in ("title", "description")):
         return None
@@ -499,9 +563,7 @@ def _text_index(data: ShopData) -> _TextIndex | None:
 
     if "content_tfidf" not in STRATEGIES:
         return None
-    model = make_strategy("content_tfidf", neighbours=1)
-    model.fit(data)
-    return _TextIndex(model)
+    return _TextIndex(cache.get(TEXT_INDEX_SPEC, data))
 
 
 def _near_duplicates(vectors, threshold: float) -> sp.csr_matrix:

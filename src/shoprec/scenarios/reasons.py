@@ -58,8 +58,11 @@ def anchor_candidates(queries: Queries, user_items: sp.csr_matrix, recent: int =
 def cooccurrence_anchor(item: int, cands: np.ndarray, item_users: sp.csr_matrix,
                         norms: np.ndarray) -> int:
     """The candidate anchor with the highest cosine co-occurrence with ``item`` (-1 if none)."""
+    cands = cands[cands < item_users.shape[0]]
     if not len(cands):
         return -1
+    if item >= item_users.shape[0]:  # an item added after fit: no co-occurrence known yet
+        return int(cands[0])
     sims = np.asarray((item_users[cands] @ item_users[item].T).todense()).ravel()
     sims = sims / np.maximum(norms[cands] * norms[item], 1e-12)
     best = int(np.argmax(sims))

@@ -95,6 +95,25 @@ class Queries:
         u = np.full(n, -1, np.int32) if user_idx is None else np.asarray(user_idx, np.int32)
         return cls(u, sessions, sessions.last(), Ragged.empty(n))
 
+    def within(self, n_items: int) -> "Queries":
+        """These queries without the item indices ``>= n_items`` (items added to the catalogue after a
+        strategy was fitted, which it cannot know): they leave the session, basket and current item."""
+        def clip(r: Ragged, w: np.ndarray | None) -> tuple[Ragged, np.ndarray | None]:
+            keep = r.values < n_items
+            if keep.all():
+                return r, w
+            rows = r.rows()[keep]
+            indptr = np.zeros(len(r) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=len(r)), out=indptr[1:])
+            return Ragged(indptr, r.values[keep]), None if w is None else w[keep]
+
+        items, w = clip(self.items, self.weights)
+        basket, _ = clip(self.basket, None)
+        cur = np.where(self.current_item < n_items, self.current_item, -1).astype(np.int32)
+        if items is self.items and basket is self.basket and (cur == self.current_item).all():
+            return self
+        return Queries(self.user_idx, items, cur, basket, w, self.context)
+
     def take(self, idx: np.ndarray) -> "Queries":
         idx = np.asarray(idx, dtype=np.int64)
         w = None
@@ -103,6 +122,41 @@ class Queries:
         ctx = None if self.context is None else {k: np.asarray(v)[idx] for k, v in self.context.items()}
         return Queries(self.user_idx[idx], self.items.take(idx), self.current_item[idx],
                        self.basket.take(idx), w, ctx)
+
+
+@dataclass(frozen=True)
+class LiveEvents:
+    """Events that arrived after a strategy was fitted (a live service's stream), oldest first, in
+    internal indices: what :meth:`Strategy.observe` learns from.
+
+    Attributes
+    ----------
+    user_idx : int32 (n,)   the user, -1 for a visitor the model does not know
+    item_idx : int32 (n,)
+    behaviour : int8 (n,)   :class:`~shoprec.data.Behaviour` codes
+    timestamp : float64 (n,) unix seconds
+    context : Ragged        per event, the visitor's recent items before it (oldest first): the
+                            session the event co-occurs with
+    """
+
+    user_idx: np.ndarray
+    item_idx: np.ndarray
+    behaviour: np.ndarray
+    timestamp: np.ndarray
+    context: Ragged
+
+    def __len__(self) -> int:
+        return len(self.item_idx)
+
+    def weights(self, table: Mapping[Behaviour, float] | None = None) -> np.ndarray:
+        """Behaviour weight of each event (default: view < cart < purchase)."""
+        from ..data.schema import DEFAULT_WEIGHTS
+
+        table = DEFAULT_WEIGHTS if table is None else table
+        lut = np.zeros(max(int(b) for b in Behaviour) + 1, dtype=np.float32)
+        for b, w in table.items():
+            lut[int(b)] = w
+        return lut[self.behaviour.astype(np.int64)]
 
 
 @dataclass(frozen=True)
@@ -235,7 +289,7 @@ class Strategy(ABC):
     def score(self, queries: Queries) -> np.ndarray:
         """Dense float32 (n, n_items) scores; ``-inf`` where the strategy cannot recommend."""
         self._check_fitted()
-        return np.asarray(self._score(queries), dtype=np.float32)
+        return np.asarray(self._score(queries.within(self.n_items_)), dtype=np.float32)
 
     @abstractmethod
     def _score(self, queries: Queries) -> np.ndarray: ...
@@ -243,6 +297,7 @@ class Strategy(ABC):
     def history(self, queries: Queries, *, include_basket: bool = True) -> sp.csr_matrix:
         """Behaviour-weighted (n, n_items) history of each query: training rows of known users plus
         the query's own items (and basket)."""
+        queries = queries.within(self.n_items_)
         known = queries.user_idx >= 0
         rows = np.where(known, queries.user_idx, 0)
         hist = self.user_items_[rows]
@@ -255,6 +310,29 @@ class Strategy(ABC):
         if extra is not None:
             hist = hist + extra
         return sp.csr_matrix(hist, dtype=np.float32)
+
+    # ------------------------------------------------------------- online
+    def observe(self, events: LiveEvents) -> bool:
+        """Learn from events that arrived after ``fit`` without refitting (a live service calls this
+        for every acknowledged batch). Returns whether the strategy changed. The default learns
+        nothing; strategies with counters (popularity, co-visitation) override it."""
+        return False
+
+    def refresh_items(self, n_items: int, changed: np.ndarray, item_table=None) -> bool:
+        """The catalogue now holds ``n_items`` items (``>= n_items_``); the items ``changed`` are new or
+        have new attributes; ``item_table`` is the whole catalogue's table (one row per item index, as
+        ``ShopData.item_table``), or None. Returns whether the strategy
+        now scores all ``n_items`` items. The default cannot score items added after fit: the
+        scenario pipeline gives them ``-inf`` from this strategy."""
+        return False
+
+    def _resize_users_items(self, n_items: int) -> None:
+        """Grow ``user_items_`` (and ``n_items_``) to ``n_items`` columns, for :meth:`refresh_items`."""
+        if n_items > self.n_items_:
+            ui = sp.csr_matrix(self.user_items_, copy=True)
+            ui.resize((ui.shape[0], n_items))
+            self.user_items_ = ui
+            self.n_items_ = n_items
 
     # ------------------------------------------------------------ save/load
     @abstractmethod

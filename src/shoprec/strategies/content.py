@@ -58,6 +58,7 @@ from .topk import topk
 __all__ = [
     "DEFAULT_TEXT_FIELDS", "EMBEDDINGS_INSTALL_HINT", "ContentTFIDFConfig", "ContentTFIDFStrategy",
     "ContentEmbeddingConfig", "ContentEmbeddingStrategy", "item_texts", "resolve_model_path",
+    "table_texts",
 ]
 
 #: Item table columns read by default (those present are used).
@@ -93,9 +94,14 @@ def item_texts(data: ShopData, fields: tuple[str, ...] | list[str]) -> np.ndarra
     if len(table) != data.n_items:
         raise ValueError(f"{data.name}: item_table has {len(table)} rows for {data.n_items} items; "
                          "expected one row per item_idx")
+    return table_texts(table, fields, data.name)
+
+
+def table_texts(table: pd.DataFrame, fields: tuple[str, ...] | list[str], name: str = "items") -> np.ndarray:
+    """The text of every row of an item table (see :func:`item_texts`)."""
     present = [f for f in fields if f in table.columns]
     if not present:
-        raise ValueError(f"{data.name}: none of the text fields {list(fields)} is a column of item_table "
+        raise ValueError(f"{name}: none of the text fields {list(fields)} is a column of item_table "
                          f"(its columns: {list(map(str, table.columns))}); set `fields` to text columns")
     parts: list[np.ndarray] = []
     for f in present:
@@ -381,6 +387,66 @@ class _ContentStrategy(Strategy):
                 out[rows] += self.config.query_weight * np.maximum(sim, 0.0)
         return out
 
+    # ------------------------------------------------------------------ online
+    def _vectors_for(self, texts: np.ndarray):
+        """Vectors of new texts in the fitted space (sparse rows or a dense array)."""
+        raise NotImplementedError
+
+    def _set_vectors(self, n_items: int, changed: np.ndarray, vectors) -> None:
+        raise NotImplementedError
+
+    def refresh_items(self, n_items: int, changed: np.ndarray, item_table=None) -> bool:
+        """New items and items with new text get their vectors and neighbours at once (the search
+        text and the history term then reach them); a catalogue without an item table keeps the
+        fitted vectors."""
+        changed = np.unique(np.asarray(changed, np.int64))
+        self._resize_users_items(n_items)
+        if item_table is None or not len(changed):
+            self._grow_graph(n_items, np.zeros(0, np.int64), None)
+            return True
+        texts = table_texts(item_table.iloc[changed], self.config.fields, self.name)
+        self._set_vectors(n_items, changed, self._vectors_for(texts))
+        self.__dict__.pop("_items_t_", None)
+        block = self._similarity_rows(changed)
+        self._grow_graph(n_items, changed, block)
+        return True
+
+    def _similarity_rows(self, rows: np.ndarray) -> np.ndarray | sp.csr_matrix:
+        raise NotImplementedError
+
+    def _grow_graph(self, n_items: int, changed: np.ndarray, block) -> None:
+        """Resize the kNN graph (and ``recency_``) to ``n_items``; replace the edges of ``changed``
+        by their ``neighbours`` best from ``block`` (their similarity rows), kept symmetric."""
+        g = self.similarity_.copy()
+        if n_items > g.shape[0]:
+            g.resize((n_items, n_items))
+        if hasattr(self, "recency_") and self.recency_.shape[1] < n_items:
+            r = self.recency_.copy()
+            r.resize((r.shape[0], n_items))
+            self.recency_ = r
+        if len(changed):
+            keep = np.ones(n_items, np.float32)
+            keep[changed] = 0.0
+            d = sp.diags(keep)
+            g = sp.csr_matrix(d @ g @ d, dtype=np.float32)
+            g.eliminate_zeros()
+            b = sp.csr_matrix(block) if sp.issparse(block) else np.asarray(block, np.float32).copy()
+            k = self.config.neighbours
+            if sp.issparse(b):
+                r, c, v = sparse_topk_rows(b, k + 1)
+                notself = c != changed[r]
+                r, c, v = r[notself], c[notself], v[notself]
+            else:
+                b[np.arange(len(changed)), changed] = -np.inf
+                idx, val = topk(b, k)
+                ok = (idx >= 0) & np.isfinite(val) & (val > 0)
+                r = np.broadcast_to(np.arange(len(changed))[:, None], idx.shape)[ok]
+                c, v = idx[ok], val[ok]
+            e = sp.csr_matrix((v.astype(np.float32), (changed[r], c)), shape=(n_items, n_items))
+            g = sp.csr_matrix(g.maximum(e).maximum(e.T), dtype=np.float32)
+            g.sort_indices()
+        self.similarity_ = g
+
     def _base_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"similarity_": self.similarity_}
         if hasattr(self, "recency_"):
@@ -463,6 +529,25 @@ class ContentTFIDFStrategy(_ContentStrategy):
         parts = [vec.transform(texts) for vec in self._vectorizers_.values()]
         q = _l2_rows(sp.csr_matrix(parts[0] if len(parts) == 1 else sp.hstack(parts), dtype=np.float32))
         return sp.csr_matrix(q @ self._items_t())
+
+    def _vectors_for(self, texts: np.ndarray) -> sp.csr_matrix:
+        if not hasattr(self, "_vectorizers_"):
+            self._vectorizers_ = _make_vectorizers(self.config, self._vocab_)
+        parts = [vec.transform(list(texts)) for vec in self._vectorizers_.values()]
+        return _l2_rows(sp.csr_matrix(parts[0] if len(parts) == 1 else sp.hstack(parts), dtype=np.float32))
+
+    def _set_vectors(self, n_items: int, changed: np.ndarray, vectors: sp.csr_matrix) -> None:
+        x = self.item_vectors_.copy()
+        x.resize((n_items, x.shape[1]))
+        keep = np.ones(n_items, np.float32)
+        keep[changed] = 0.0
+        place = sp.csr_matrix((np.ones(len(changed), np.float32), (changed, np.arange(len(changed)))),
+                              shape=(n_items, len(changed)))
+        self.item_vectors_ = sp.csr_matrix(sp.diags(keep) @ x + place @ vectors, dtype=np.float32)
+        self.item_vectors_.eliminate_zeros()
+
+    def _similarity_rows(self, rows: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix(self.item_vectors_[rows] @ self._items_t())
 
     def item_vectors(self) -> sp.csr_matrix:
         """The L2-normalised TF-IDF item vectors, float32 CSR (n_items, n_terms); rows of items without
@@ -599,6 +684,26 @@ class ContentEmbeddingStrategy(_ContentStrategy):
         sim = q @ self.embeddings_.T
         sim[sim < cfg.min_query_similarity] = 0.0
         return sim
+
+    def _vectors_for(self, texts: np.ndarray) -> np.ndarray:
+        texts = np.asarray(texts, dtype=object)
+        out = np.zeros((len(texts), self.embeddings_.shape[1]), np.float32)
+        has = texts != ""
+        if has.any():
+            out[has] = _encode(self.config, [str(t) for t in texts[has]])
+        return out
+
+    def _set_vectors(self, n_items: int, changed: np.ndarray, vectors: np.ndarray) -> None:
+        e = self.embeddings_
+        if n_items > len(e):
+            e = np.concatenate([e, np.zeros((n_items - len(e), e.shape[1]), np.float32)])
+        else:
+            e = e.copy()
+        e[changed] = vectors
+        self.embeddings_ = e
+
+    def _similarity_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.embeddings_[rows] @ self.embeddings_.T
 
     def item_vectors(self) -> np.ndarray:
         """The L2-normalised embeddings, float32 (n_items, dim), zero rows for items without text;

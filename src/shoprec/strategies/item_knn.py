@@ -9,8 +9,9 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from ..data import ShopData
+from ._live import LiveCooccurrence
 from ._parallel import by_row_chunks
-from .base import Queries, Strategy, StrategyConfig, register
+from .base import LiveEvents, Queries, Strategy, StrategyConfig, register
 
 
 class ItemKNNConfig(StrategyConfig):
@@ -90,6 +91,7 @@ class ItemKNNStrategy(Strategy):
         n_items = x.shape[1]
         xt = sp.csr_matrix(x.T)  # items × users
         sq = np.asarray(x.multiply(x).sum(axis=0)).ravel().astype(np.float32)
+        self.norms_ = np.sqrt(sq)
         normalise = cfg.similarity != "bm25"
         left = np.power(sq, cfg.alpha).astype(np.float32)
         right = np.power(sq, 1.0 - cfg.alpha).astype(np.float32)
@@ -113,10 +115,39 @@ class ItemKNNStrategy(Strategy):
 
     def _score(self, queries: Queries) -> np.ndarray:
         h = self.history(queries)
+        live = getattr(self, "live_", None)
+        if live is not None and not live.empty:
+            return by_row_chunks(lambda rows: (h[rows] @ self.similarity_ + live.product(h[rows])).toarray(),
+                                 h.shape[0], self.n_items_)
         return by_row_chunks(lambda rows: (h[rows] @ self.similarity_).toarray(), h.shape[0], self.n_items_)
 
+    # ------------------------------------------------------------------ online
+    def observe(self, events: LiveEvents) -> bool:
+        if getattr(self, "live_", None) is None:
+            self.live_ = LiveCooccurrence(self.n_items_)
+        w = events.weights(self.config.weights())
+        norm = None if self.config.similarity == "bm25" else getattr(self, "norms_", None)
+        return self.live_.add_context_pairs(events.context, events.item_idx, w, norm, self.config.shrink) > 0
+
+    def refresh_items(self, n_items: int, changed: np.ndarray, item_table=None) -> bool:
+        if n_items > self.n_items_:
+            sim = self.similarity_.copy()
+            sim.resize((n_items, n_items))
+            self.similarity_ = sim
+            if hasattr(self, "norms_"):
+                self.norms_ = np.concatenate([self.norms_, np.zeros(n_items - len(self.norms_), np.float32)])
+            if getattr(self, "live_", None) is not None:
+                self.live_.grow(n_items)
+            self._resize_users_items(n_items)
+        return True
+
     def _state(self) -> dict[str, Any]:
-        return {"similarity_": self.similarity_}
+        state = {"similarity_": self.similarity_}
+        if hasattr(self, "norms_"):
+            state["norms_"] = self.norms_
+        return state
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
         self.similarity_ = state["similarity_"]
+        if "norms_" in state:
+            self.norms_ = np.asarray(state["norms_"], np.float32)

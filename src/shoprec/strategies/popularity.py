@@ -9,7 +9,10 @@ import pandas as pd
 from pydantic import Field
 
 from ..data import ShopData
-from .base import Queries, Strategy, StrategyConfig, register
+from .base import LiveEvents, Queries, Strategy, StrategyConfig, register
+
+#: Trending scores are kept relative to a reference time; past 2**60 they are rebased.
+_REBASE = 2.0 ** 60
 
 
 class PopularityConfig(StrategyConfig):
@@ -51,7 +54,10 @@ class PopularityStrategy(Strategy):
                 w = data.behaviour_weights(cfg.weights()) * np.power(0.5, age_days / cfg.half_life_days)
                 trend = np.bincount(data.events["item_idx"].to_numpy(), weights=w, minlength=data.n_items)
                 base = trend + 1e-9 * base / max(base.max(initial=0.0), 1.0)
-        self.scores_ = (base / max(base.max(initial=0.0), 1e-12)).astype(np.float32)
+        self.scale_ = 1.0 / max(float(base.max(initial=0.0)), 1e-12)
+        self.scores_ = (base * self.scale_).astype(np.float32)
+        ts = data.events["timestamp"].to_numpy()
+        self.ref_time_ = float(ts.max()) if len(ts) and (ts >= 0).all() else 0.0
         self.item_category_ = np.full(data.n_items, -1, dtype=np.int32)
         if cfg.mode == "category":
             if data.item_table is None or "category" not in data.item_table.columns:
@@ -77,9 +83,46 @@ class PopularityStrategy(Strategy):
                 scores *= 1.0 + self.config.category_boost * item_aff
         return scores
 
+    # ------------------------------------------------------------------ online
+    def observe(self, events: LiveEvents) -> bool:
+        w = events.weights(self.config.weights())
+        keep = (w > 0) & (events.item_idx < len(self.scores_))
+        if not keep.any():
+            return False
+        items, w = events.item_idx[keep], w[keep].astype(np.float64)
+        if self.config.mode == "trending" and self.ref_time_ > 0:
+            t = events.timestamp[keep]
+            exponent = (t - self.ref_time_) / (self.config.half_life_days * 86400.0)
+            if exponent.max() > 60:  # rebase: every score shrinks by the same factor
+                shift = float(np.floor(exponent.max())) - 30.0
+                self.scores_ = (self.scores_ * 2.0 ** -shift).astype(np.float32)
+                self.ref_time_ += shift * self.config.half_life_days * 86400.0
+                exponent = exponent - shift
+            inc = w * np.power(2.0, exponent)
+        else:
+            inc = np.ones(len(items))
+        scores = self.scores_.copy()  # readers keep a consistent array
+        np.add.at(scores, items, (inc * self.scale_).astype(np.float32))
+        self.scores_ = scores
+        return True
+
+    def refresh_items(self, n_items: int, changed: np.ndarray, item_table=None) -> bool:
+        old = len(self.scores_)
+        if n_items > old:
+            self.scores_ = np.concatenate([self.scores_, np.zeros(n_items - old, np.float32)])
+            self.item_category_ = np.concatenate([self.item_category_, np.full(n_items - old, -1, np.int32)])
+            self._resize_users_items(n_items)
+        if self.config.mode == "category" and item_table is not None and "category" in item_table.columns:
+            codes, _ = pd.factorize(item_table["category"], use_na_sentinel=True)
+            self.item_category_ = codes.astype(np.int32)[:n_items]
+        return True
+
     def _state(self) -> dict[str, Any]:
-        return {"scores_": self.scores_, "item_category_": self.item_category_}
+        return {"scores_": self.scores_, "item_category_": self.item_category_, "scale_": self.scale_,
+                "ref_time_": self.ref_time_}
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
         self.scores_ = state["scores_"]
         self.item_category_ = state["item_category_"]
+        self.scale_ = float(state.get("scale_", 1.0))
+        self.ref_time_ = float(state.get("ref_time_", 0.0))

@@ -1,0 +1,73 @@
+"""The bus that shares online state between the worker processes of one service.
+
+Each worker keeps its own copy of the online state (sessions, baskets, live counters) in memory, so
+a request never waits on the network. A worker that acknowledges a change (events, item upserts)
+applies it at once and publishes it; every other worker receives it and applies it too. With one
+process, :class:`LocalBus` does nothing; with several, :class:`~shoprec.service.bus_redis.RedisBus`
+carries the changes over a Redis stream. Durability is the event store's job, not the bus's: a
+worker that starts rebuilds its state from the store, then follows the bus.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from abc import ABC, abstractmethod
+from typing import Any, Callable
+
+#: a change: its kind ("events" or "items") and JSON-able records
+Handler = Callable[[str, list[dict[str, Any]]], None]
+
+
+class EventBus(ABC):
+    """Publish acknowledged changes; deliver the other workers' changes to ``handler`` in order."""
+
+    def __init__(self) -> None:
+        self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    @abstractmethod
+    def publish(self, kind: str, records: list[dict[str, Any]]) -> None:
+        """Send a change to the other workers (returns once the bus has it)."""
+
+    @abstractmethod
+    def start(self, handler: Handler) -> None:
+        """Begin delivering changes published by *other* origins from now on, on a background
+        thread, in publication order."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes can be reached through this bus."""
+        return True
+
+
+class LocalBus(EventBus):
+    """One worker process: nothing to share."""
+
+    def publish(self, kind: str, records: list[dict[str, Any]]) -> None:
+        return None
+
+    def start(self, handler: Handler) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    @property
+    def shared(self) -> bool:
+        return False
+
+
+def open_bus(url: str | None) -> EventBus:
+    """``None`` or ``""`` → :class:`LocalBus`; ``redis://host:port/db`` → a Redis stream bus."""
+    if not url:
+        return LocalBus()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .bus_redis import RedisBus
+
+        return RedisBus(url)
+    from ..exceptions import ConfigError
+
+    raise ConfigError(f"unknown state bus URL {url!r}; use redis://host:6379/0 (or nothing for one process)")
