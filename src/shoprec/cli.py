@@ -148,27 +148,178 @@ def _print_report(loaded, examples: int | None = 3) -> None:
 
 @app.command()
 def demo(
-    k: Annotated[str, typer.Option("--k", help="Cut-offs.")] = "10,20",
-    json_out: Annotated[Optional[Path], typer.Option("--json")] = None,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve",
+                                        help="Start the service with the storefront after training.")] = True,
+    evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate",
+                                           help="First evaluate the strategies on a temporal split.")] = True,
+    home: Annotated[Path, typer.Option("--dir", help="Where the demo keeps its models and event store.")] = Path(
+        "shoprec-demo"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    retrain: Annotated[bool, typer.Option("--retrain", help="Train again even if the demo has a model.")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="Leave out the slow neural strategy (SASRec).")] = False,
+    k: Annotated[str, typer.Option("--k", help="Cut-offs of the evaluation.")] = "10,20",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the evaluation as JSON.")] = None,
 ) -> None:
-    """Fit the strategies on the embedded demo shop (Online Retail slice, CC BY 4.0) and evaluate them."""
+    """The embedded demo shop (Online Retail slice, CC BY 4.0): evaluate the strategies, train every
+    scenario, answer one request per page, then serve the API and a storefront at http://HOST:PORT/."""
     from .data.adapters import load_online_retail
-    from .demo_data import DEMO_PATH, DEMO_CREDIT
+    from .demo_data import DEMO_CREDIT, DEMO_PATH
 
     console.print(f"[bold]shoprec demo[/] — {DEMO_CREDIT}")
     data, report = load_online_retail(DEMO_PATH)
     _print_report((data, report), examples=1)
-    run_evaluation((data, report), strategies=["popularity", "item_knn", "ease", "als", "linear_filter",
-                                               "sequential", "session_knn"],
-                   ks=_parse_ks(k), split="temporal", params={"item_knn": {"similarity": "covisit"}},
-                   sequential=False, json_path=json_out,
-                   title="demo shop: next purchases after the temporal cut (known customers)")
+    if evaluate:
+        run_evaluation((data, report), strategies=["popularity", "item_knn", "ease", "als", "linear_filter",
+                                                   "sequential", "session_knn"],
+                       ks=_parse_ks(k), split="temporal", params={"item_knn": {"similarity": "covisit"}},
+                       sequential=False, json_path=json_out,
+                       title="demo shop: next purchases after the temporal cut (known customers)")
     from .scenarios import Recommender
+    from .service.app import resolve_model
 
-    console.print("\n[bold]Every page of the demo shop[/] (scenarios fitted on all its data):")
-    rec = Recommender().fit(data, progress=lambda name, sec: console.print(f"  fitted {name} in {sec:.1f} s"))
+    models = home / "models"
+    try:
+        path = None if retrain else resolve_model(models)
+    except Exception:  # noqa: BLE001 - no usable model yet: train one
+        path = None
+    if path is None:
+        console.print("\n[bold]Training every scenario[/] on the demo shop:")
+        path = _train(data, models, _demo_scenarios(fast), store=None)
+    else:
+        console.print(f"\nusing the trained model {path} (--retrain trains again)")
+    rec = Recommender.load(path)
+    console.print("\n[bold]Every page of the demo shop[/]:")
     for scenario, ctx in _demo_requests(data):
         print_response(rec.recommend(scenario, ctx), ctx)
+    if serve:
+        _serve(models, store=f"sqlite:///{(home / 'events.db').resolve()}", host=host, port=port, workers=1,
+               api_key=None, public_key=None, state_bus=None, key_file=home / "api_key")
+
+
+def _demo_scenarios(fast: bool):
+    from .scenarios import default_scenarios
+
+    out = []
+    for cfg in default_scenarios().values():
+        if fast:
+            cfg = cfg.with_overrides(strategies=[s for s in cfg.strategies if s.name != "sasrec"])
+        out.append(cfg)
+    return out
+
+
+def _train(data, models: Path, scenarios, store):
+    from .service.training import train as train_model
+
+    def progress(name: str, sec: float) -> None:
+        console.print(f"  fitted {name} in {sec:.1f} s")
+
+    path = train_model(data, models, scenarios=scenarios, store=store, progress=progress)
+    console.print(f"wrote model {path.name} to {models} (CURRENT)")
+    return path
+
+
+def _serve(models: Path, *, store: str, host: str, port: int, workers: int, api_key: str | None,
+           public_key: str | None, state_bus: str | None, key_file: Path | None = None,
+           read_requires_key: bool = False, exploration: float = 0.0) -> None:
+    import os
+
+    import uvicorn
+
+    from .service.app import create_app
+    from .service.settings import ServiceSettings, new_api_key
+
+    if api_key is None:
+        api_key = os.environ.get("SHOPREC_API_KEY")
+    if api_key is None and key_file is not None and key_file.is_file():
+        api_key = key_file.read_text().strip()
+    if api_key is None:
+        api_key = new_api_key()
+        if key_file is not None:
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(api_key + "\n")
+            key_file.chmod(0o600)
+    public_key = public_key or os.environ.get("SHOPREC_PUBLIC_KEY") or f"pub-{new_api_key()[:16]}"
+    settings = ServiceSettings.from_env(model=models, store=store, api_key=api_key, public_key=public_key,
+                                        state_bus=state_bus, read_requires_key=read_requires_key or None,
+                                        exploration=exploration or None)
+    console.print(f"\n[bold]serving[/] http://{host}:{port}/  (storefront)   http://{host}:{port}/docs  (API)")
+    console.print(f"  API key (write, admin): {api_key}" + (f"  (saved in {key_file})" if key_file else ""))
+    console.print(f"  public key (events, read): {public_key}")
+    console.print(f"  event store: {settings.store}   Ctrl-C stops")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    else:
+        for name, value in settings.model_dump(mode="json").items():
+            if value is not None:
+                os.environ[f"SHOPREC_{name.upper()}"] = str(value)
+        uvicorn.run("shoprec.service.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", access_log=False)
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Models folder: the model goes to OUT/<version>, "
+                                                    "OUT/CURRENT names it.")] = Path("models"),
+    data: Annotated[Optional[str], typer.Option("--data", help="FORMAT:PATH (default: the demo shop).")] = None,
+    store: Annotated[Optional[str], typer.Option("--store", help="Also train on what this event store holds "
+                                                                 "(sqlite:///path or postgresql://…).")] = None,
+    scenarios: Annotated[Optional[str], typer.Option("--scenarios", help="Comma-separated scenario names or "
+                                                                         "TOML files (default: all shipped).")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Leave out SASRec.")] = False,
+) -> None:
+    """Fit every scenario and write a versioned model (manifest + arrays, no pickle) for `shoprec serve`."""
+    from .exceptions import ShoprecError
+    from .scenarios import load_scenario
+
+    try:
+        shop = _load_shop(data)
+        if scenarios:
+            cfgs = [load_scenario(s.strip()) for s in scenarios.split(",") if s.strip()]
+            if fast:
+                cfgs = [c.with_overrides(strategies=[s for s in c.strategies if s.name != "sasrec"]) for c in cfgs]
+        else:
+            cfgs = _demo_scenarios(fast)
+        st = None
+        if store:
+            from .service.store import open_store
+
+            st = open_store(store)
+        try:
+            _train(shop, out, cfgs, st)
+        finally:
+            if st is not None:
+                st.close()
+    except ShoprecError as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Option("--model", help="A models folder (follows its CURRENT) or one model.")] = Path(
+        "models"),
+    store: Annotated[str, typer.Option("--store", help="Event store URL.")] = "sqlite:///shoprec-data/events.db",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (more than one needs --state-bus).")] = 1,
+    state_bus: Annotated[Optional[str], typer.Option("--state-bus", help="redis://host:6379/0 to share the "
+                                                                         "online state between workers.")] = None,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="SHOPREC_API_KEY",
+                                                   help="Key for write and admin endpoints (default: made up "
+                                                        "and printed).")] = None,
+    public_key: Annotated[Optional[str], typer.Option("--public-key", envvar="SHOPREC_PUBLIC_KEY",
+                                                      help="Key that may only post events and read.")] = None,
+    read_requires_key: Annotated[bool, typer.Option("--read-requires-key", help="Reads need a key too.")] = False,
+    exploration: Annotated[float, typer.Option(help="Share of responses shown in random order (logged "
+                                                    "propensities).")] = 0.0,
+) -> None:
+    """Serve recommendations over HTTP (FastAPI; OpenAPI docs at /docs) with a storefront at /."""
+    if workers > 1 and not state_bus:
+        console.print("[red]--workers > 1 needs --state-bus redis://… so every worker sees every event[/]")
+        raise typer.Exit(2)
+    _serve(model, store=store, host=host, port=port, workers=workers, api_key=api_key, public_key=public_key,
+           state_bus=state_bus, read_requires_key=read_requires_key, exploration=exploration)
 
 
 def _demo_requests(data) -> list[tuple[str, dict]]:

@@ -102,7 +102,9 @@ class EASEStrategy(Strategy):
         p /= -d[None, :]
         p[np.diag_indices_from(p)] = 0.0
         self.items_ = items
-        self.weights_ = p
+        # C order: a sparse × dense product ravels its dense operand, which copies a Fortran-ordered
+        # matrix (the LAPACK inverse's layout) on every call
+        self.weights_ = np.ascontiguousarray(p)
 
     def _score(self, queries: Queries) -> np.ndarray:
         hist = self.history(queries)
@@ -119,4 +121,4 @@ class EASEStrategy(Strategy):
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
         self.items_ = state["items_"]
-        self.weights_ = state["weights_"]
+        self.weights_ = np.ascontiguousarray(state["weights_"])

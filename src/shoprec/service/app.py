@@ -1,0 +1,502 @@
+"""The HTTP API (FastAPI). ``create_app(settings)`` builds it; the lifespan loads the model artifact,
+opens the event store and the state bus, rebuilds the online state, and starts the engine.
+
+Routes (OpenAPI docs at ``/docs``):
+
+* ``POST /v1/recommendations/{scenario}`` — items with score, position, reason (read)
+* ``POST /v1/events`` — a batch of events, durable before the 2xx, applied before the answer (write;
+  the public key may post events)
+* ``PUT /v1/items`` — catalogue upserts (write); ``GET /v1/items/{item_id}`` (read)
+* ``GET /v1/admin/model``, ``POST /v1/admin/reload`` — the model served, swap to a newer one (admin)
+* ``GET /health``, ``GET /ready``, ``GET /metrics`` (Prometheus)
+* ``GET /`` — the demo storefront
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Path as PathParam, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..exceptions import ArtifactError, ConfigError, RequestError
+from ..scenarios import Recommender
+from ..scenarios.artifact import read_manifest
+from .bus import EventBus, open_bus
+from .live import Engine
+from .metrics import Metrics
+from .schemas import (ErrorBody, EventBatch, EventsAccepted, Health, ItemBatch, ItemOutFull, ItemsAccepted,
+                      ModelInfo, RecommendationRequest, RecommendationResponse)
+from .settings import ServiceSettings
+from .store import EventRecord, EventStore, ImpressionRecord, ItemRecord, StoreError, open_store
+
+log = logging.getLogger(__name__)
+STOREFRONT = Path(__file__).parent / "storefront"
+ScenarioName = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+ItemIdPath = Annotated[str, PathParam(min_length=1, max_length=256)]
+FileName = Annotated[str, PathParam(pattern=r"^[a-z0-9_\-]+\.(js|css|svg)$")]
+
+
+# --------------------------------------------------------------------------- model files
+def resolve_model(path: Path) -> Path:
+    """An artifact folder, or the version named by ``path/CURRENT``."""
+    path = Path(path)
+    if (path / "manifest.json").is_file():
+        return path
+    current = path / "CURRENT"
+    if current.is_file():
+        target = path / current.read_text().strip()
+        if (target / "manifest.json").is_file():
+            return target
+        raise ArtifactError(f"{current} names {target.name!r}, which is not a model folder")
+    raise ArtifactError(f"{path}: neither a model (manifest.json) nor a models folder (CURRENT); "
+                        "write one with `shoprec train --out {path}`")
+
+
+def publish_model(models_dir: Path, version_dir: Path) -> None:
+    """Make ``version_dir`` (inside ``models_dir``) the current model: CURRENT is replaced atomically."""
+    tmp = models_dir / f".CURRENT.{uuid.uuid4().hex[:8]}"
+    tmp.write_text(version_dir.name + "\n")
+    tmp.replace(models_dir / "CURRENT")
+
+
+# --------------------------------------------------------------------------- impressions
+class ImpressionWriter:
+    """Impressions go to the store from a background thread in batches (they are logged, not
+    acknowledged to anyone, so a response never waits for them); ``close`` flushes."""
+
+    def __init__(self, store: EventStore, metrics: Metrics, max_rows: int = 500, max_wait: float = 0.05) -> None:
+        self.store = store
+        self.metrics = metrics
+        self._q: queue.Queue = queue.Queue()
+        self.max_rows = max_rows
+        self.max_wait = max_wait
+        self.written = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name="impressions", daemon=True)
+        self._thread.start()
+
+    def add(self, rows: list[ImpressionRecord]) -> None:
+        self._q.put(rows)
+
+    def _run(self) -> None:
+        done = False
+        while not done:
+            rows: list[ImpressionRecord] = []
+            first = self._q.get()
+            if first is None:
+                break
+            rows.extend(first)
+            deadline = time.monotonic() + self.max_wait
+            while len(rows) < self.max_rows:
+                try:
+                    nxt = self._q.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    done = True
+                    break
+                rows.extend(nxt)
+            try:
+                self.store.append_impressions(rows)
+                self.written += len(rows)
+                self.metrics.impressions.inc(len(rows))
+            except Exception:  # noqa: BLE001 - logged and counted, never fails a response
+                self.failed += len(rows)
+                self.metrics.errors.labels(kind="impression_log").inc()
+                log.exception("could not log %d impressions", len(rows))
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=30)
+
+
+# --------------------------------------------------------------------------- the service
+class Service:
+    """What the routes use: settings, store, bus, engine, metrics (kept in ``app.state.service``)."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store: EventStore | None = None
+        self.bus: EventBus | None = None
+        self.engine: Engine | None = None
+        self.impressions: ImpressionWriter | None = None
+        self.model_path: Path | None = None
+        self.manifest: dict[str, Any] = {}
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ start / stop
+    def start(self) -> None:
+        s = self.settings
+        self.model_path = resolve_model(s.model)
+        self.manifest = read_manifest(self.model_path)
+        rec = Recommender.load(self.model_path)
+        self.store = open_store(s.store)
+        self.bus = open_bus(s.state_bus)
+        self.impressions = ImpressionWriter(self.store, self.metrics)
+        meta = self.manifest.get("meta", {})
+        self.engine = Engine(rec, version=self.manifest["version"],
+                             trained_through_seq=int(meta.get("trained_through_seq", 0)),
+                             trained_through_item_seq=int(meta.get("trained_through_item_seq", 0)),
+                             store=self.store, exploration=s.exploration, max_batch=s.max_batch,
+                             on_impressions=self.impressions.add, on_batch=self._on_batch)
+        # follow the bus from before the replay, so nothing published meanwhile is missed
+        # (the engine skips events it already has by their sequence number)
+        self.bus.start(self._on_bus)
+        self.engine.start()
+        self.metrics.set_model(self.engine.version)
+        if s.watch_seconds > 0 and not (Path(s.model) / "manifest.json").is_file():
+            self._watcher = threading.Thread(target=self._watch, name="model-watcher", daemon=True)
+            self._watcher.start()
+        log.info("serving model %s (%s) with store %s", self.engine.version, self.model_path, self.store.url)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=10)
+        if self.bus is not None:
+            self.bus.close()
+        if self.engine is not None:
+            self.engine.stop()
+        if self.impressions is not None:
+            self.impressions.close()
+        if self.store is not None:
+            self.store.close()
+
+    def _on_batch(self, scenario: str, n: int, seconds: float) -> None:
+        self.metrics.batch_size.labels(scenario=scenario).observe(n)
+
+    def _on_bus(self, kind: str, records: list[dict[str, Any]]) -> None:
+        if kind == "events":
+            self.engine.submit("events", [EventRecord.from_dict(r) for r in records])
+        elif kind == "items":
+            self.engine.submit("items", [ItemRecord(r["item_id"], r.get("attributes", {}), r.get("updated_at", 0.0),
+                                                    r.get("seq", 0)) for r in records])
+
+    # ------------------------------------------------------------------ models
+    def _watch(self) -> None:
+        while not self._stop.wait(self.settings.watch_seconds):
+            try:
+                path = resolve_model(self.settings.model)
+                if path != self.model_path:
+                    self.reload(path)
+            except Exception:  # noqa: BLE001 - a bad new model must not stop the service
+                self.metrics.errors.labels(kind="model_reload").inc()
+                log.exception("model reload failed; still serving %s", self.engine.version)
+
+    def reload(self, path: Path | None = None) -> str:
+        """Load a model (default: the current one of the models folder), bring it up to date with
+        the store, and swap it in without dropping a request."""
+        with self._reload_lock:
+            target = resolve_model(path if path is not None else self.settings.model)
+            manifest = read_manifest(target)
+            rec = Recommender.load(target)
+            prepared = self.engine.prepare(rec, manifest)
+            version = self.engine.submit("call", Engine.swap(prepared)).result(timeout=600)
+            self.model_path, self.manifest = target, manifest
+            self.metrics.set_model(version)
+            self.metrics.swaps.inc()
+            log.info("now serving model %s from %s", version, target)
+            return version
+
+    def model_info(self) -> ModelInfo:
+        rec = self.engine.rec
+        return ModelInfo(version=self.engine.version, created=self.manifest.get("created"),
+                         scenarios=sorted(rec.pipelines), n_items=rec.data_.n_items, n_users=rec.data_.n_users,
+                         trained_through_seq=self.engine.trained_through_seq, path=str(self.model_path))
+
+
+# --------------------------------------------------------------------------- errors
+def _error(status: int, code: str, message: str, hint: str | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "hint": hint}})
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        parts.append(f"{loc or 'body'}: {msg}")
+    return "; ".join(parts[:10]) + (f" (and {len(parts) - 10} more)" if len(parts) > 10 else "")
+
+
+class BodyLimit:
+    """Reject bodies above ``limit`` bytes with 413, whether or not they declare their length."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_big = _error(413, "body_too_large", f"request bodies are limited to {self.limit} bytes",
+                         "send smaller batches")
+        if declared is not None:
+            try:
+                if int(declared) > self.limit:
+                    return await too_big(scope, receive, send)
+            except ValueError:
+                return await _error(400, "bad_content_length", "Content-Length is not a number")(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            return await self.app(scope, limited, send)
+        except _TooLarge:
+            return await too_big(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- the app
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """The FastAPI app for ``settings`` (see the module docstring)."""
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await run_in_threadpool(service.start)
+        app.state.service = service
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.stop)
+
+    app = FastAPI(title="shoprec", version="1", lifespan=lifespan,
+                  description="Recommendations for every page of a shop, from events that change the next "
+                              "answer at once. Write and admin endpoints need the API key in `X-API-Key`.",
+                  responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody},
+                             422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
+    app.state.service = service
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    # ------------------------------------------------------------------ errors
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        service.metrics.errors.labels(kind="validation").inc()
+        return _error(422, "invalid_request", _validation_message(exc),
+                      f"see the schema of {request.url.path} at /docs")
+
+    @app.exception_handler(RequestError)
+    async def _bad(request: Request, exc: RequestError):
+        service.metrics.errors.labels(kind="request").inc()
+        return _error(400, "bad_request", str(exc))
+
+    @app.exception_handler(StoreError)
+    async def _store(request: Request, exc: StoreError):
+        service.metrics.errors.labels(kind="store").inc()
+        return _error(503, "store_unavailable", str(exc), "retry later; nothing of this request was acknowledged")
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception):
+        service.metrics.errors.labels(kind="internal").inc()
+        log.exception("internal error on %s", request.url.path)
+        return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    # ------------------------------------------------------------------ auth
+    def _key(x_api_key: str | None, authorization: str | None) -> str | None:
+        if x_api_key:
+            return x_api_key
+        if authorization and authorization.lower().startswith("bearer "):
+            return authorization[7:].strip()
+        return None
+
+    def _is(given: str | None, expected: str | None) -> bool:
+        return bool(given) and bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+    class Unauthorized(Exception):
+        def __init__(self, need: str) -> None:
+            self.need = need
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(request: Request, exc: Unauthorized):
+        service.metrics.errors.labels(kind="auth").inc()
+        return _error(401, "unauthorized", f"this endpoint needs the {exc.need}",
+                      "send it in the X-API-Key header (or Authorization: Bearer <key>)")
+
+    def need(level: str):
+        async def check(x_api_key: Annotated[str | None, Header()] = None,
+                        authorization: Annotated[str | None, Header()] = None) -> None:
+            k = _key(x_api_key, authorization)
+            if _is(k, settings.api_key):
+                return
+            if level in ("read", "events") and _is(k, settings.public_key):
+                return
+            if level == "read" and not settings.read_requires_key:
+                return
+            raise Unauthorized("API key" if level == "admin" or level == "write" or not settings.public_key
+                               else "API key or the public key")
+        return check
+
+    def engine() -> Engine:
+        if service.engine is None or not service.engine.ready:
+            raise StoreError("the service is starting; not ready yet")
+        return service.engine
+
+    # ------------------------------------------------------------------ recommendations
+    @app.post("/v1/recommendations/{scenario}", response_model=RecommendationResponse,
+              dependencies=[Depends(need("read"))], tags=["recommendations"],
+              responses={404: {"model": ErrorBody}})
+    async def recommend(scenario: ScenarioName, body: RecommendationRequest,
+                        x_request_id: Annotated[str | None, Header(max_length=128)] = None):
+        """Recommendations for one page of the shop, each with the reason it is there."""
+        start = time.perf_counter()
+        eng = engine()
+        if scenario not in eng.rec.pipelines:
+            service.metrics.errors.labels(kind="unknown_scenario").inc()
+            return _error(404, "unknown_scenario", f"no scenario {scenario!r}",
+                          f"this model serves: {', '.join(sorted(eng.rec.pipelines))}")
+        payload = {"context": body.context(), "session_id": body.session_id,
+                   "request_id": x_request_id or uuid.uuid4().hex}
+        result = await eng.run("recommend", payload, scenario)
+        service.metrics.request_seconds.labels(scenario=scenario).observe(time.perf_counter() - start)
+        return JSONResponse(result, headers={"X-Request-ID": payload["request_id"]})
+
+    # ------------------------------------------------------------------ events
+    @app.post("/v1/events", response_model=EventsAccepted, dependencies=[Depends(need("events"))],
+              tags=["events"])
+    async def post_events(body: EventBatch):
+        """Store a batch of events durably, then apply it: the next request sees it."""
+        if len(body.events) > settings.max_batch_events:
+            return _error(413, "batch_too_large", f"{len(body.events)} events; at most {settings.max_batch_events} "
+                          "per request", "split the batch")
+        eng = engine()
+        now = time.time()
+        records = [EventRecord(event_id=e.event_id or EventRecord.new_id(), item_id=e.item_id, behaviour=e.behaviour,
+                               timestamp=e.unix_time(now), received_at=now, user_id=e.user_id,
+                               session_id=e.session_id, quantity=e.quantity, price=e.price,
+                               request_id=e.request_id, position=e.position, scenario=e.scenario,
+                               country=e.country, device=e.device) for e in body.events]
+        res = await run_in_threadpool(service.store.append_events, records)   # durable from here on
+        applied = await eng.run("events", records)
+        service.bus.publish("events", [r.to_dict() for r in records])
+        service.metrics.events.inc(res.accepted)
+        service.metrics.duplicates.inc(res.duplicates)
+        return EventsAccepted(accepted=res.accepted, duplicates=res.duplicates,
+                              unknown_items=applied.get("unknown_items", 0), last_seq=max(res.seqs))
+
+    # ------------------------------------------------------------------ items
+    @app.put("/v1/items", response_model=ItemsAccepted, dependencies=[Depends(need("write"))], tags=["items"])
+    async def put_items(body: ItemBatch):
+        """Add or update catalogue items. Out of stock: never recommended from the next request on;
+        a new item: recommendable at once through content and trending."""
+        if len(body.items) > settings.max_batch_items:
+            return _error(413, "batch_too_large", f"{len(body.items)} items; at most {settings.max_batch_items} "
+                          "per request", "split the batch")
+        eng = engine()
+        now = time.time()
+        records = [ItemRecord(it.item_id, it.model_dump(exclude={"item_id"}, exclude_none=True), now)
+                   for it in body.items]
+        await run_in_threadpool(service.store.upsert_items, records)
+        res = await eng.run("items", records)
+        service.bus.publish("items", [{"item_id": r.item_id, "attributes": r.attributes, "updated_at": r.updated_at,
+                                       "seq": r.seq} for r in records])
+        service.metrics.items.inc(len(records))
+        return ItemsAccepted(**res)
+
+    @app.get("/v1/items/{item_id}", response_model=ItemOutFull, dependencies=[Depends(need("read"))],
+             tags=["items"], responses={404: {"model": ErrorBody}})
+    async def get_item(item_id: ItemIdPath):
+        data = engine().rec.data_
+        idx = int(data.items.to_index([item_id], missing=-1)[0])
+        if idx < 0:
+            return _error(404, "unknown_item", f"no item {item_id!r} in the catalogue", "PUT it to /v1/items")
+        row: dict[str, Any] = {}
+        if data.item_table is not None:
+            row = {k: v for k, v in data.item_table.iloc[idx].to_dict().items()
+                   if k in ItemOutFull.model_fields and v is not None and v == v}
+        facts = next(iter(engine().rec.pipelines.values())).facts_
+        row["in_stock"] = bool(facts.in_stock[idx]) if idx < facts.n_items else True
+        if idx < facts.n_items and facts.price[idx] == facts.price[idx]:
+            row["price"] = float(facts.price[idx])
+        return ItemOutFull(item_id=item_id, **{k: v for k, v in row.items() if k != "item_id"})
+
+    # ------------------------------------------------------------------ admin
+    @app.get("/v1/admin/model", response_model=ModelInfo, dependencies=[Depends(need("admin"))], tags=["admin"])
+    async def model_info():
+        engine()
+        return service.model_info()
+
+    @app.post("/v1/admin/reload", response_model=ModelInfo, dependencies=[Depends(need("admin"))], tags=["admin"])
+    async def reload():
+        """Swap to the models folder's current version (requests keep being answered meanwhile)."""
+        engine()
+        try:
+            await run_in_threadpool(service.reload)
+        except (ArtifactError, ConfigError) as e:
+            return _error(409, "bad_model", str(e), "write a model with `shoprec train`")
+        return service.model_info()
+
+    # ------------------------------------------------------------------ operations
+    @app.get("/health", response_model=Health, tags=["operations"])
+    async def health():
+        eng = service.engine
+        return Health(status="ok", model_version=eng.version if eng else None,
+                      events_applied=eng.stats.events_applied if eng else 0,
+                      last_event_seq=eng.stats.last_event_seq if eng else 0)
+
+    @app.get("/ready", response_model=Health, tags=["operations"], responses={503: {"model": ErrorBody}})
+    async def ready():
+        eng = service.engine
+        if eng is None or not eng.ready:
+            return _error(503, "not_ready", "the model is loading or the state is being rebuilt")
+        return Health(status="ready", model_version=eng.version, events_applied=eng.stats.events_applied,
+                      last_event_seq=eng.stats.last_event_seq)
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics():
+        return Response(service.metrics.render(), media_type=service.metrics.content_type)
+
+    # ------------------------------------------------------------------ storefront
+    if settings.storefront:
+        @app.get("/", include_in_schema=False)
+        async def storefront():
+            return FileResponse(STOREFRONT / "index.html")
+
+        @app.get("/storefront/config.json", include_in_schema=False)
+        async def storefront_config():
+            return {"public_key": settings.public_key, "read_requires_key": settings.read_requires_key}
+
+        @app.get("/storefront/{name}", include_in_schema=False)
+        async def storefront_file(name: FileName):
+            f = STOREFRONT / name
+            if not f.is_file():
+                return _error(404, "not_found", f"no file {name}")
+            return FileResponse(f)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """An app from ``SHOPREC_*`` variables, for ``uvicorn --factory shoprec.service.app:app_from_env``
+    (how several worker processes start)."""
+    return create_app(ServiceSettings.from_env())

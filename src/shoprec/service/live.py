@@ -1,0 +1,433 @@
+"""The online state and the engine that owns it.
+
+* :class:`LiveState` — per visitor (a user id, or a session id for a guest): the recent events, the
+  basket, what was bought. Requests that name a visitor but do not send their session or basket get
+  them from here, so an event changes the next answer at once.
+* :class:`Engine` — one thread (an actor) owns the fitted :class:`~shoprec.scenarios.Recommender`
+  and the live state. Requests, acknowledged events, catalogue changes and model swaps are tasks
+  on its queue, run in arrival order; the recommendation requests waiting at one moment for the
+  same scenario are answered as one vectorised batch (micro-batching). No lock is needed, an
+  event acknowledged before a request is always applied before that request is answered, and the
+  HTTP event loop keeps the other core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..data import Behaviour, Ragged
+from ..exceptions import RequestError
+from ..scenarios import Recommender, RequestContext
+from ..strategies.base import LiveEvents
+from .store import EventRecord, EventStore, ImpressionRecord, ItemRecord
+
+log = logging.getLogger(__name__)
+
+#: behaviours that put an item in the visitor's recent history
+_HISTORY = {"view", "click", "favourite", "add_to_cart", "purchase", "rating", "interaction"}
+
+
+# --------------------------------------------------------------------------- visitors
+@dataclass
+class Visitor:
+    recent: deque = field(default_factory=lambda: deque(maxlen=50))   # (item_id, behaviour)
+    basket: dict[str, float] = field(default_factory=dict)            # item_id → quantity, insertion order
+    purchased: deque = field(default_factory=lambda: deque(maxlen=200))
+    last_seen: float = 0.0
+
+
+def visitor_key(user_id: str | None, session_id: str | None) -> str | None:
+    """The state key of a visitor: the user id when known, else the session id."""
+    if user_id:
+        return f"u:{user_id}"
+    if session_id:
+        return f"s:{session_id}"
+    return None
+
+
+class LiveState:
+    """Recent events, basket and purchases per visitor, most recently active kept (LRU bound)."""
+
+    def __init__(self, max_visitors: int = 1_000_000, context_items: int = 10) -> None:
+        self.visitors: OrderedDict[str, Visitor] = OrderedDict()
+        self.max_visitors = max_visitors
+        self.context_items = context_items
+        self.events_applied = 0
+
+    def get(self, key: str | None) -> Visitor | None:
+        return None if key is None else self.visitors.get(key)
+
+    def _visitor(self, key: str) -> Visitor:
+        v = self.visitors.get(key)
+        if v is None:
+            v = self.visitors[key] = Visitor()
+            if len(self.visitors) > self.max_visitors:
+                self.visitors.popitem(last=False)
+        else:
+            self.visitors.move_to_end(key)
+        return v
+
+    def apply(self, events: Sequence[EventRecord]) -> list[list[str]]:
+        """Update the visitors; returns per event the visitor's recent distinct items before it
+        (latest last), the context its co-occurrences are counted against."""
+        contexts: list[list[str]] = []
+        for e in events:
+            key = visitor_key(e.user_id, e.session_id)
+            if key is None:
+                contexts.append([])
+                continue
+            v = self._visitor(key)
+            ctx: list[str] = []
+            for item, _ in reversed(v.recent):
+                if item != e.item_id and item not in ctx:
+                    ctx.append(item)
+                    if len(ctx) >= self.context_items:
+                        break
+            contexts.append(ctx[::-1])
+            b = e.behaviour
+            if b in _HISTORY:
+                v.recent.append((e.item_id, b))
+            if b == "add_to_cart":
+                v.basket[e.item_id] = v.basket.get(e.item_id, 0.0) + float(e.quantity or 1.0)
+            elif b == "remove_from_cart":
+                v.basket.pop(e.item_id, None)
+            elif b == "purchase":
+                v.basket.pop(e.item_id, None)
+                v.purchased.append(e.item_id)
+            v.last_seen = max(v.last_seen, float(e.timestamp))
+        self.events_applied += len(events)
+        return contexts
+
+    def fill(self, ctx: dict[str, Any], session_id: str | None, recent: int = 20) -> tuple[dict[str, Any], list[str]]:
+        """The request with the visitor's session and basket where the page did not send them, and
+        the items the visitor bought live (for the scenarios that do not re-offer purchases)."""
+        v = self.get(visitor_key(ctx.get("user_id"), session_id))
+        if v is None:
+            return ctx, []
+        out = dict(ctx)
+        if not out.get("session") and v.recent:
+            out["session"] = [{"item_id": i, "behaviour": b} for i, b in list(v.recent)[-recent:]]
+        if not out.get("basket") and v.basket:
+            out["basket"] = list(v.basket)
+        return out, list(v.purchased)
+
+
+# --------------------------------------------------------------------------- the engine
+@dataclass
+class _Task:
+    kind: str                       # "recommend", "events", "items", "call"
+    payload: Any
+    future: Future
+    scenario: str | None = None
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class EngineStats:
+    batches: int = 0
+    batched_requests: int = 0
+    largest_batch: int = 0
+    events_applied: int = 0
+    items_applied: int = 0
+    last_event_seq: int = 0
+
+
+class Engine:
+    """Owns the model and the live state on one thread (see the module docstring)."""
+
+    def __init__(self, rec: Recommender, *, version: str, trained_through_seq: int = 0,
+                 trained_through_item_seq: int = 0, store: EventStore | None = None,
+                 exploration: float = 0.0, seed: int = 0, max_batch: int = 64,
+                 on_impressions: Callable[[list[ImpressionRecord]], None] | None = None,
+                 on_batch: Callable[[str, int, float], None] | None = None) -> None:
+        self.rec = rec
+        self.version = version
+        self.trained_through_seq = trained_through_seq
+        self.trained_through_item_seq = trained_through_item_seq
+        self.store = store
+        self.state = LiveState()
+        self.exploration = exploration
+        self.rng = np.random.default_rng(seed)
+        self.max_batch = max_batch
+        self.on_impressions = on_impressions
+        self.on_batch = on_batch
+        self.stats = EngineStats()
+        self._applied_seqs: set[int] = set()
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.ready = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Rebuild the online state from the store, then start the engine thread."""
+        if self.store is not None:
+            n_items, n_events = self.replay(self.rec, self.state, self.trained_through_seq,
+                                            self.trained_through_item_seq)
+            log.info("replayed %d item changes and %d events from %s", n_items, n_events, self.store.url)
+        self._thread = threading.Thread(target=self._run, name="shoprec-engine", daemon=True)
+        self._thread.start()
+        self.ready = True
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.ready = False
+
+    def replay(self, rec: Recommender, state: LiveState, after_seq: int, after_item_seq: int,
+               until_seq: int | None = None, serving: bool = True) -> tuple[int, int]:
+        """Apply stored item changes and events newer than the model to ``rec`` and ``state``
+        (``serving``: they are the engine's own, so its bookkeeping follows)."""
+        batch = [it for it in self.store.iter_items() if it.seq > after_item_seq]
+        if batch:
+            self._apply_items(rec, batch, count=serving)
+        n_events = 0
+        for chunk in self.store.iter_events(after_seq):
+            if until_seq is not None:
+                chunk = [e for e in chunk if e.seq <= until_seq]
+                if not chunk:
+                    break
+            if serving:
+                self._apply_events(rec, state, chunk)
+            else:
+                self._observe(rec, state, chunk)
+            n_events += len(chunk)
+        return len(batch), n_events
+
+    # ------------------------------------------------------------------ submit (any thread)
+    def submit(self, kind: str, payload: Any, scenario: str | None = None) -> Future:
+        fut: Future = Future()
+        self._queue.put(_Task(kind, payload, fut, scenario))
+        return fut
+
+    async def run(self, kind: str, payload: Any, scenario: str | None = None) -> Any:
+        return await asyncio.wrap_future(self.submit(kind, payload, scenario))
+
+    # ------------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            tasks = [first]
+            while len(tasks) < 4 * self.max_batch:
+                try:
+                    t = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if t is None:
+                    self._queue.put(None)
+                    break
+                tasks.append(t)
+            pending: dict[str, list[_Task]] = {}
+            for t in tasks:
+                if t.kind == "recommend":
+                    pending.setdefault(t.scenario, []).append(t)
+                    continue
+                self._flush(pending)
+                self._mutate(t)
+            self._flush(pending)
+
+    def _mutate(self, t: _Task) -> None:
+        try:
+            if t.kind == "events":
+                res = self._apply_events(self.rec, self.state, t.payload)
+            elif t.kind == "items":
+                res = self._apply_items(self.rec, t.payload)
+            elif t.kind == "call":
+                res = t.payload(self)
+            else:
+                raise ValueError(f"unknown task {t.kind!r}")
+            t.future.set_result(res)
+        except BaseException as e:  # noqa: BLE001 - reported to the caller
+            log.exception("engine task %s failed", t.kind)
+            t.future.set_exception(e)
+
+    def _flush(self, pending: dict[str, list[_Task]]) -> None:
+        for scenario, group in pending.items():
+            for start in range(0, len(group), self.max_batch):
+                self._answer(scenario, group[start:start + self.max_batch])
+        pending.clear()
+
+    def _answer(self, scenario: str, group: list[_Task]) -> None:
+        start = time.perf_counter()
+        try:
+            results = self._recommend(scenario, [t.payload for t in group])
+        except RequestError:
+            if len(group) == 1:
+                import sys
+
+                group[0].future.set_exception(sys.exc_info()[1])
+                return
+            for t in group:  # one bad request must not fail the others
+                self._answer(scenario, [t])
+            return
+        except BaseException as e:  # noqa: BLE001
+            log.exception("recommendation batch failed")
+            for t in group:
+                t.future.set_exception(e)
+            return
+        seconds = time.perf_counter() - start
+        self.stats.batches += 1
+        self.stats.batched_requests += len(group)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(group))
+        if self.on_batch is not None:
+            self.on_batch(scenario, len(group), seconds)
+        impressions = []
+        for t, (res, imp) in zip(group, results):
+            t.future.set_result(res)
+            impressions.append(imp)
+        if self.on_impressions is not None:
+            self.on_impressions(impressions)
+
+    # ------------------------------------------------------------------ work
+    def _recommend(self, scenario: str, payloads: list[dict[str, Any]]) -> list[tuple[dict, ImpressionRecord]]:
+        rec = self.rec
+        if scenario not in rec.pipelines:
+            raise RequestError(f"unknown scenario {scenario!r}; this model serves {sorted(rec.pipelines)}")
+        pipe = rec.pipelines[scenario]
+        excludes_bought = pipe.config.rules.exclude_history != "none"
+        contexts, metas = [], []
+        for p in payloads:
+            ctx = dict(p["context"])
+            ctx, bought = self.state.fill(ctx, p.get("session_id"))
+            if excludes_bought and bought:
+                filters = dict(ctx.get("filters") or {})
+                filters["exclude_ids"] = list(filters.get("exclude_ids") or []) + bought
+                ctx["filters"] = filters
+            contexts.append(RequestContext.parse(ctx))
+            metas.append(p)
+        responses = rec.recommend_many(scenario, contexts)
+        out = []
+        now = time.time()
+        for p, ctx, resp in zip(metas, contexts, responses):
+            items = [{"item_id": it.item_id, "title": it.title, "score": it.score,
+                      "reason": it.reason, "strategies": [r.strategy for r in it.reasons],
+                      "reasons": [r.model_dump() for r in it.reasons]} for it in resp.items]
+            shown, propensity = self._explore(len(items))
+            items = [items[i] for i in shown]
+            for pos, (it, pr) in enumerate(zip(items, propensity), 1):
+                it["position"] = pos
+                it["propensity"] = pr
+            body = {"request_id": p["request_id"], "scenario": scenario, "model_version": self.version,
+                    "items": items, "notes": resp.notes}
+            imp = ImpressionRecord(
+                request_id=p["request_id"], created_at=now, scenario=scenario, model_version=self.version,
+                items=[{"item_id": it["item_id"], "position": it["position"], "score": it["score"],
+                        "strategies": it["strategies"], "propensity": it["propensity"]} for it in items],
+                user_id=ctx.user_id, session_id=p.get("session_id"),
+                context={"current_item": ctx.current_item, "basket": list(ctx.basket), "query": ctx.query,
+                         "country": ctx.country, "device": ctx.device, "k": ctx.k,
+                         "session_length": len(ctx.session)})
+            out.append((body, imp))
+        return out
+
+    def _explore(self, n: int) -> tuple[np.ndarray, list[float]]:
+        """The order to show ``n`` ranked items in, and each shown item's probability of being at
+        its position: with probability ``exploration`` the list is shown in a uniformly random order,
+        otherwise as ranked, so ``P = (1 − ε)·[ranked there] + ε / n``."""
+        eps = self.exploration
+        order = np.arange(n)
+        if n == 0 or eps <= 0:
+            return order, [1.0] * n
+        if self.rng.random() < eps:
+            order = self.rng.permutation(n)
+        prop = [(1 - eps) * float(order[p] == p) + eps / n for p in range(n)]
+        return order, prop
+
+    def _apply_events(self, rec: Recommender, state: LiveState, records: Sequence[EventRecord]) -> dict:
+        fresh = [e for e in records if e.seq <= 0 or e.seq not in self._applied_seqs]
+        for e in fresh:
+            if e.seq > 0:
+                self._applied_seqs.add(e.seq)
+        if len(self._applied_seqs) > 200_000:  # keep the recent window (races are short)
+            cut = sorted(self._applied_seqs)[-100_000]
+            self._applied_seqs = {s for s in self._applied_seqs if s >= cut}
+        if not fresh:
+            return {"applied": 0, "unknown_items": 0}
+        res = self._observe(rec, state, fresh)
+        self.stats.events_applied += len(fresh)
+        self.stats.last_event_seq = max([self.stats.last_event_seq] + [e.seq for e in fresh])
+        return res
+
+    @staticmethod
+    def _observe(rec: Recommender, state: LiveState, fresh: Sequence[EventRecord]) -> dict:
+        """Events into the visitors' state and the model's online strategies."""
+        contexts = state.apply(fresh)
+        items = rec.data_.items
+        item_idx = items.to_index([e.item_id for e in fresh], missing=-1)
+        known = item_idx >= 0
+        n_unknown = int((~known).sum())
+        if known.any():
+            sel = np.flatnonzero(known)
+            users = rec.data_.users.to_index([fresh[i].user_id or "" for i in sel], missing=-1)
+            beh = np.array([int(Behaviour.parse(fresh[i].behaviour)) for i in sel], np.int8)
+            ts = np.array([fresh[i].timestamp for i in sel], np.float64)
+            ctx_lists = [items.to_index(contexts[i], missing=-1) if contexts[i] else np.zeros(0, np.int32)
+                         for i in sel]
+            ctx = Ragged.from_lists([c[c >= 0] for c in ctx_lists])
+            rec.observe(LiveEvents(users.astype(np.int32), item_idx[sel].astype(np.int32), beh, ts, ctx))
+        return {"applied": len(fresh), "unknown_items": n_unknown}
+
+    def _apply_items(self, rec: Recommender, records: Sequence[ItemRecord], count: bool = True) -> dict:
+        if not records:
+            return {"added": 0, "updated": 0}
+        rows = [{"item_id": r.item_id, **r.attributes} for r in records]
+        res = rec.upsert_items(pd.DataFrame(rows))
+        if count:
+            self.stats.items_applied += len(records)
+        return res
+
+    # ------------------------------------------------------------------ model swap
+    def prepare(self, rec: Recommender, manifest: dict) -> "PreparedModel":
+        """Bring a newly loaded model up to the store's present, off the engine thread: replay the
+        item changes and events it was not trained on."""
+        meta = manifest.get("meta", {})
+        scratch = LiveState()
+        until = 0
+        if self.store is not None:
+            until = self.store.last_seq()
+            self.replay(rec, scratch, int(meta.get("trained_through_seq", 0)),
+                        int(meta.get("trained_through_item_seq", 0)), until_seq=until, serving=False)
+        return PreparedModel(rec, manifest, until, scratch)
+
+    @staticmethod
+    def swap(prepared: "PreparedModel") -> Callable[["Engine"], str]:
+        """The engine task that catches a prepared model up with the events stored since and makes
+        it the serving model; batches already answered used the old one, the next use the new."""
+        def task(engine: "Engine") -> str:
+            rec = prepared.rec
+            if engine.store is not None:
+                gap = [e for chunk in engine.store.iter_events(prepared.replayed_until) for e in chunk]
+                if gap:
+                    engine._observe(rec, prepared.scratch, gap)
+                    engine._applied_seqs.update(e.seq for e in gap)
+            meta = prepared.manifest.get("meta", {})
+            engine.rec = rec
+            engine.version = prepared.manifest["version"]
+            engine.trained_through_seq = int(meta.get("trained_through_seq", 0))
+            engine.trained_through_item_seq = int(meta.get("trained_through_item_seq", 0))
+            return engine.version
+        return task
+
+
+@dataclass
+class PreparedModel:
+    rec: Recommender
+    manifest: dict
+    replayed_until: int
+    scratch: LiveState

@@ -1,0 +1,39 @@
+"""Prometheus metrics of one service process (its own registry, so several apps can live in one
+process, as in the tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25,
+                   0.5, 1.0, 2.5)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.request_seconds = Histogram("shoprec_recommendation_seconds",
+                                         "Time to answer a recommendation request, by scenario",
+                                         ["scenario"], buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("shoprec_batch_requests", "Requests answered together in one batch",
+                                    ["scenario"], buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
+        self.events = Counter("shoprec_events_ingested_total", "Events stored and applied", registry=r)
+        self.duplicates = Counter("shoprec_events_duplicate_total", "Events already stored (retries)", registry=r)
+        self.items = Counter("shoprec_items_upserted_total", "Catalogue items added or updated", registry=r)
+        self.impressions = Counter("shoprec_impressions_logged_total", "Responses logged as impressions",
+                                   registry=r)
+        self.errors = Counter("shoprec_errors_total", "Error responses by kind", ["kind"], registry=r)
+        self.http = Counter("shoprec_http_responses_total", "HTTP responses by route and status",
+                            ["route", "status"], registry=r)
+        self.model = Gauge("shoprec_model_info", "The model version served", ["version"], registry=r)
+        self.swaps = Counter("shoprec_model_swaps_total", "Model versions swapped in", registry=r)
+
+    def set_model(self, version: str) -> None:
+        self.model.clear()
+        self.model.labels(version=version).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
