@@ -8,7 +8,10 @@ import time
 
 import pytest
 
-from shoprec.service.store import EventRecord, ImpressionRecord, ItemRecord, SQLiteStore, open_store
+from shoprec.service.store import (EventRecord, ImpressionRecord, ItemRecord, SQLiteStore, StoreError,
+                                   open_store)
+
+from .conftest import POSTGRES_URL, _postgres_store
 
 
 def ev(i: int, item: str = "a", user: str | None = "u1", **kw) -> EventRecord:
@@ -84,3 +87,116 @@ def test_data_survives_reopen(tmp_path):
 def test_unknown_url_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown event store URL"):
         open_store("mysql://x")
+
+
+# --------------------------------------------------------------------------- more of the contract
+def test_large_batch_keeps_input_order_and_reports_duplicates(store):
+    first = store.append_events([ev(i) for i in range(0, 5000, 7)])       # some stored before
+    batch = [ev(i, f"i{i % 50}") for i in range(5000)] + [ev(3), ev(14)]  # two repeated inside the batch
+    res = store.append_events(batch)
+    n_old = len(first.seqs)
+    assert (res.accepted, res.duplicates) == (5000 - n_old, n_old + 2)
+    by_id = dict(zip([e.event_id for e in batch], res.seqs))
+    assert [by_id[f"e{i}"] for i in range(0, 5000, 7)] == first.seqs
+    new = [s for e, s in zip(batch[:5000], res.seqs[:5000]) if int(e.event_id[1:]) % 7]
+    assert new == sorted(new) and len(set(new)) == len(new) and new[0] > first.seqs[-1]
+    assert res.seqs[-2:] == [by_id["e3"], by_id["e14"]]
+    assert [e.seq for e in batch] == res.seqs
+    assert store.count_events() == 5000
+    assert sum(len(b) for b in store.iter_events(batch=1000)) == 5000
+
+
+def test_unicode_ids_and_nested_attributes(store):
+    ids = ["ü-ñ-😀", "quote'and\"double", "back\\slash", "x" * 2000, "日本語"]
+    res = store.append_events([EventRecord(event_id=i, item_id=i, behaviour="purchase", timestamp=1.0,
+                                           received_at=2.0, user_id=i, country="ÖST") for i in ids])
+    assert res.accepted == len(ids)
+    got = [e for b in store.iter_events() for e in b]
+    assert [(e.event_id, e.item_id, e.user_id, e.country) for e in got] == [(i, i, i, "ÖST") for i in ids]
+    assert store.existing_event_ids(ids + ["ü"]) == set(ids)
+    # only top-level nulls are dropped by a merge; a null inside a nested value is kept
+    store.upsert_items([ItemRecord("ü", {"title": "Tasse ☕", "dims": {"w": 3, "h": None}, "tags": ["a", None]})])
+    store.upsert_items([ItemRecord("ü", {"dims": {"w": 4}, "title": None}), ItemRecord("ü", {"brand": "Ä"})])
+    (item,) = store.iter_items()
+    assert item.attributes == {"title": "Tasse ☕", "dims": {"w": 4}, "tags": ["a", None], "brand": "Ä"}
+
+
+def test_empty_writes_and_reads(store):
+    assert store.append_events([]) == store.append_events([])
+    assert store.append_events([]).seqs == []
+    assert store.upsert_items([]) == 0
+    store.append_impressions([])
+    assert store.last_seq() == 0 and store.count_events() == 0
+    assert list(store.iter_events()) == [] and list(store.iter_items()) == [] and list(store.iter_impressions()) == []
+    assert store.existing_event_ids([]) == set()
+
+
+def test_item_seqs_set_on_records(store):
+    a, b = ItemRecord("a", {"x": 1}), ItemRecord("b", {"x": 2})
+    store.upsert_items([a, b])
+    again = ItemRecord("a", {"x": 3})
+    store.upsert_items([again])
+    assert 0 < a.seq < b.seq < again.seq
+    assert [(it.item_id, it.seq) for it in store.iter_items()] == [("b", b.seq), ("a", again.seq)]
+
+
+# --------------------------------------------------------------------------- PostgreSQL only
+@pytest.fixture
+def pg():
+    """A PostgreSQL store in a schema of its own (skipped with a message when there is no server)."""
+    s = _postgres_store()
+    yield s
+    s.close()
+
+
+def test_postgres_unreachable_is_a_clear_error_without_the_password():
+    pytest.importorskip("psycopg")
+    from shoprec.service.store_postgres import PostgresStore
+
+    url = "postgresql://shop:s3cr3t-pw@127.0.0.1:1/shop?connect_timeout=2"
+    t0 = time.perf_counter()
+    with pytest.raises(StoreError, match=r"127\.0\.0\.1:1/shop") as info:
+        PostgresStore(url)
+    assert "s3cr3t-pw" not in str(info.value) and "shop:***@" in str(info.value)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_postgres_workers_share_a_schema_and_data_survives_reopen(pg):
+    from shoprec.service.store_postgres import PostgresStore
+
+    schema = f"{pg.schema}_shared"  # a fresh one, created by several workers at once
+    stores: list = [None] * 4
+
+    def open_one(k: int) -> None:
+        stores[k] = PostgresStore(POSTGRES_URL, schema=schema)
+
+    def write(k: int) -> None:
+        for j in range(20):
+            stores[k].append_events([ev(k * 100 + j), ev(k * 100 + j + 1)])  # overlapping retries
+
+    try:
+        for target in (open_one, write):
+            threads = [threading.Thread(target=target, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        for s in stores:
+            s.close()
+    finally:
+        with PostgresStore(POSTGRES_URL, schema=schema, drop_schema_on_close=True) as s:  # reopened
+            events = [e for b in s.iter_events() for e in b]
+    assert {e.event_id for e in events} == {f"e{k * 100 + j}" for k in range(4) for j in range(21)}
+    assert [e.seq for e in events] == sorted(e.seq for e in events)
+
+
+def test_postgres_writer_reconnects_after_its_connection_is_killed(pg):
+    pg.append_events([ev(1)])
+    pid = pg._writer.run(lambda w: w.conn().info.backend_pid)
+    assert pg._read("SELECT pg_terminate_backend(%s)", (pid,))[0][0] is True
+    try:
+        pg.append_events([ev(2)])  # may fail once: the connection is gone
+    except StoreError as e:
+        assert pg.url in str(e)
+    res = pg.append_events([ev(2), ev(3)])  # the client's retry succeeds on a new connection
+    assert pg.count_events() == 3 and res.accepted + res.duplicates == 2
