@@ -35,3 +35,50 @@ def store(request, tmp_path):
         s = _postgres_store()
     yield s
     s.close()
+
+
+# --------------------------------------------------------------------------- a trained demo model
+API_KEY = "test-api-key-0123456789"
+PUBLIC_KEY = "test-public-key-0123456789"
+
+
+def demo_shop_recent(days: int = 42):
+    """The embedded demo shop's last ``days`` days (a quick model for the service tests)."""
+    import pandas as pd
+
+    from shoprec.data.adapters import load_online_retail
+    from shoprec.demo_data import DEMO_PATH
+
+    data, _ = load_online_retail(DEMO_PATH)
+    ts = data.events["timestamp"].to_numpy()
+    return data.filter_events(ts >= ts.max() - days * 86400, name="demo-recent")
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory):
+    """A models folder (CURRENT + one version) trained on the recent demo shop, every shipped scenario
+    but SASRec (about 10 s)."""
+    from shoprec.cli import _demo_scenarios
+    from shoprec.service.training import train
+
+    root = tmp_path_factory.mktemp("models")
+    train(demo_shop_recent(), root, scenarios=_demo_scenarios(fast=True))
+    return root
+
+
+@pytest.fixture()
+def service_settings(demo_models, tmp_path):
+    from shoprec.service.settings import ServiceSettings
+
+    return ServiceSettings(model=demo_models, store=f"sqlite:///{tmp_path / 'events.db'}", api_key=API_KEY,
+                           public_key=PUBLIC_KEY, watch_seconds=0)
+
+
+@pytest.fixture()
+def client(service_settings):
+    from fastapi.testclient import TestClient
+
+    from shoprec.service.app import create_app
+
+    with TestClient(create_app(service_settings)) as c:
+        yield c

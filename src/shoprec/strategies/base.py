@@ -296,7 +296,8 @@ class Strategy(ABC):
 
     def history(self, queries: Queries, *, include_basket: bool = True) -> sp.csr_matrix:
         """Behaviour-weighted (n, n_items) history of each query: training rows of known users plus
-        the query's own items (and basket)."""
+        the query's own items, the item on the page (as a view, unless it is already the session's
+        last item) and the basket."""
         queries = queries.within(self.n_items_)
         known = queries.user_idx >= 0
         rows = np.where(known, queries.user_idx, 0)
@@ -304,6 +305,12 @@ class Strategy(ABC):
         if not known.all():
             hist = sp.diags(known.astype(np.float32)) @ hist
         extra = queries.items.to_csr(self.n_items_, queries.weights) if queries.items.indptr[-1] else None
+        cur = queries.current_item
+        page = (cur >= 0) & (queries.items.last() != cur)  # the item on the page, when not the session's last
+        if page.any():
+            c = sp.csr_matrix((np.ones(int(page.sum()), np.float32), (np.flatnonzero(page), cur[page])),
+                              shape=(len(queries), self.n_items_))
+            extra = c if extra is None else extra + c
         if include_basket and queries.basket.indptr[-1]:
             b = queries.basket.to_csr(self.n_items_)
             extra = b if extra is None else extra + b
