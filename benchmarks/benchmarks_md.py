@@ -147,6 +147,9 @@ def render() -> Path:
             lines.append(f"| full-ranking evaluation of yelp2018 ≤ 30 s: {r['strategy']} | "
                          f"{r['recommend_seconds']:.1f} s | {'yes' if ok else '**no**'} |")
     lines += scenario_lines()
+    from serve_md import serve_lines  # the serving section (benchmarks/serve.py)
+
+    lines += serve_lines()
     out = ROOT / "BENCHMARKS.md"
     out.write_text("\n".join(lines) + "\n")
     return out

@@ -143,10 +143,38 @@ class Recommender:
 
     # ------------------------------------------------------------------ requests
     def to_queries(self, contexts: list[RequestContext]) -> tuple[Queries, list[RequestFilters], list[list[str]]]:
-        """Map request contexts to internal indices; what cannot be mapped is reported in notes."""
+        """Map request contexts to internal indices (one id lookup for the whole batch); what cannot
+        be mapped is reported in notes."""
         data = self.data_
         n = len(contexts)
+        # every item id of the batch, looked up at once: per request its session, current item,
+        # basket and excluded ids, in that order
+        all_ids: list[str] = []
+        spans = []
+        sess_w: list[list[float]] = []
+        for c in contexts:
+            start = len(all_ids)
+            w = []
+            for ev in c.session:
+                item_id, beh = (ev, "view") if isinstance(ev, str) else (ev.item_id, ev.behaviour)
+                all_ids.append(item_id)
+                try:
+                    w.append(DEFAULT_WEIGHTS[Behaviour.parse(beh)])
+                except ValueError as e:
+                    raise RequestError(f"session event {item_id!r}: {e}") from None
+            n_sess = len(c.session)
+            if c.current_item is not None:
+                all_ids.append(c.current_item)
+            all_ids.extend(c.basket)
+            all_ids.extend(c.filters.exclude_ids)
+            spans.append((start, n_sess, c.current_item is not None, len(c.basket), len(c.filters.exclude_ids)))
+            sess_w.append(w)
+        item_idx = data.items.to_index(all_ids, missing=-1) if all_ids else np.zeros(0, np.int32)
+        user_ids = [c.user_id for c in contexts]
+        known_u = [i for i, u in enumerate(user_ids) if u is not None]
         users = np.full(n, -1, np.int32)
+        if known_u:
+            users[known_u] = data.users.to_index([user_ids[i] for i in known_u], missing=-1)
         cur = np.full(n, -1, np.int32)
         sess, weights, baskets, filters, notes = [], [], [], [], []
         ctx_cols: dict[str, list[Any]] = {"country": [], "device": [], "query": [], "timestamp": []}
@@ -156,34 +184,28 @@ class Recommender:
         facts_names = None
         for r, c in enumerate(contexts):
             note: list[str] = []
-            if c.user_id is not None:
-                u = int(data.users.to_index([c.user_id], missing=-1)[0])
-                users[r] = u
-                if u < 0:
-                    note.append(f"user {c.user_id!r} has no history yet: treated as a new visitor")
-            ids, w = [], []
-            for ev in c.session:
-                item_id, beh = (ev, "view") if isinstance(ev, str) else (ev.item_id, ev.behaviour)
-                ids.append(item_id)
-                try:
-                    w.append(DEFAULT_WEIGHTS[Behaviour.parse(beh)])
-                except ValueError as e:
-                    raise RequestError(f"session event {item_id!r}: {e}") from None
-            idx = data.items.to_index(ids, missing=-1) if ids else np.zeros(0, np.int32)
-            unknown = [i for i, x in zip(ids, idx) if x < 0]
-            if unknown:
-                note.append(f"session items not in the catalogue ignored: {unknown[:5]}")
+            if c.user_id is not None and users[r] < 0:
+                note.append(f"user {c.user_id!r} has no history yet: treated as a new visitor")
+            pos, n_sess, has_cur, n_b, n_x = spans[r]
+            idx = item_idx[pos:pos + n_sess]
+            pos += n_sess
+            if (idx < 0).any():
+                ids = [ev if isinstance(ev, str) else ev.item_id for ev in c.session]
+                note.append(f"session items not in the catalogue ignored: {[i for i, x in zip(ids, idx) if x < 0][:5]}")
             sess.append(idx[idx >= 0])
-            weights.append(np.asarray(w, np.float32)[idx >= 0] if len(w) else np.zeros(0, np.float32))
-            if c.current_item is not None:
-                ci = int(data.items.to_index([c.current_item], missing=-1)[0])
+            weights.append(np.asarray(sess_w[r], np.float32)[idx >= 0] if n_sess else np.zeros(0, np.float32))
+            if has_cur:
+                ci = int(item_idx[pos])
+                pos += 1
                 if ci < 0:
                     note.append(f"current item {c.current_item!r} is not in the catalogue")
                 cur[r] = ci
-            b = data.items.to_index(c.basket, missing=-1) if c.basket else np.zeros(0, np.int32)
+            b = item_idx[pos:pos + n_b]
+            pos += n_b
             if (b < 0).any():
                 note.append(f"basket items not in the catalogue ignored: {[x for x, i in zip(c.basket, b) if i < 0][:5]}")
             baskets.append(b[b >= 0])
+            ex = item_idx[pos:pos + n_x]
             f = c.filters
             cats: tuple[int, ...] = ()
             if f.category:
@@ -194,13 +216,13 @@ class Recommender:
                     raise RequestError(f"filters.category: unknown categories {missing} "
                                        f"(e.g. {list(facts_names)[:5]})")
                 cats = tuple(facts_names[x] for x in f.category)
-            ex = data.items.to_index(f.exclude_ids, missing=-1) if f.exclude_ids else np.zeros(0, np.int32)
             filters.append(RequestFilters(cats, f.price_min, f.price_max, f.in_stock_only,
                                           tuple(int(x) for x in ex if x >= 0)))
             ctx_cols["country"].append(c.country or "")
             ctx_cols["device"].append(c.device or "")
             ctx_cols["query"].append(c.query or "")
-            ctx_cols["timestamp"].append(c.unix_time() if c.unix_time() is not None else -1.0)
+            t = c.unix_time()
+            ctx_cols["timestamp"].append(t if t is not None else -1.0)
             for k in attr_keys:
                 ctx_cols[k].append(c.attributes.get(k, ""))
             notes.append(note)
@@ -220,6 +242,17 @@ class Recommender:
         return self.recommend_many(scenario, [ctx])[0]
 
     def recommend_many(self, scenario: str, contexts: list[RequestContext | dict[str, Any]]) -> list[Response]:
+        """:meth:`recommend` for a batch of requests of one scenario, answered together."""
+        return [Response.model_construct(
+            scenario=scenario, notes=raw["notes"],
+            items=[RecommendedItem.model_construct(
+                item_id=it["item_id"], score=it["score"], title=it["title"],
+                reasons=[Reason.model_construct(**r) for r in it["reasons"]]) for it in raw["items"]])
+            for raw in self.recommend_raw(scenario, contexts)]
+
+    def recommend_raw(self, scenario: str, contexts: list[RequestContext | dict[str, Any]]) -> list[dict[str, Any]]:
+        """The answers as plain dicts (``items``: ``item_id``, ``title``, ``score``, ``reasons``: list of
+        ``strategy``, ``text``, ``anchor_item_id``; ``notes``): what a server serialises."""
         if not self.pipelines:
             raise NotFittedError("Recommender is not fitted; call fit(data) first")
         pipe = self.pipelines.get(scenario)
@@ -227,76 +260,97 @@ class Recommender:
             raise RequestError(f"unknown scenario {scenario!r}; this recommender has {sorted(self.pipelines)}")
         ctxs = [RequestContext.parse(c) for c in contexts]
         q, filters, notes = self.to_queries(ctxs)
-        ks = {c.k or pipe.config.k for c in ctxs}
-        k = max(ks)
-        recs = pipe.recommend(q, k, filters=filters)
+        ks = [c.k or pipe.config.k for c in ctxs]
+        recs = pipe.recommend(q, max(ks), filters=filters)
+        items = self._explain(pipe, q, recs, ks, ctxs)
         out = []
-        for r, c in enumerate(ctxs):
-            kk = c.k or pipe.config.k
-            items = self._explain(pipe, q, recs, r, kk, c)
+        for r, kk in enumerate(ks):
             nt = list(notes[r]) + list(pipe.notes_)
-            if len(items) < kk:
-                nt.append(f"only {len(items)} items satisfy the rules and filters")
-            out.append(Response(scenario=scenario, items=items, notes=nt))
+            if len(items[r]) < kk:
+                nt.append(f"only {len(items[r])} items satisfy the rules and filters")
+            out.append({"items": items[r], "notes": nt})
         return out
 
     # ------------------------------------------------------------------ reasons
-    def _explain(self, pipe: ScenarioPipeline, q: Queries, recs: Recommendations, r: int, k: int,
-                 ctx: RequestContext) -> list[RecommendedItem]:
+    def _explain(self, pipe: ScenarioPipeline, q: Queries, recs: Recommendations, ks: list[int],
+                 ctxs: list[RequestContext]) -> list[list[dict[str, Any]]]:
+        """Every recommended item of the batch with its reasons (see :mod:`.reasons`)."""
         data = self.data_
         facts = pipe.facts_
-        qr = q.take(np.array([r]))
-        row_items = recs.item_idx[r, :k]
-        valid = row_items >= 0
-        row_items = row_items[valid]
-        anchors_pool = R.anchor_candidates(qr, self._user_items)[0]
+        idx = recs.item_idx
+        n, width = idx.shape
         specs = pipe.specs_ + list(pipe.config.fallback)
         models = pipe.models_ + pipe.fallback_models_
+        used = np.bitwise_or.reduce(recs.sources, axis=None) if recs.sources.size else 0
         special: dict[int, np.ndarray] = {}
         for s, model in enumerate(models):
-            if model is None:
+            if model is None or not (int(used) >> s) & 1:
                 continue
             fn = getattr(model, "top_anchor", None) or getattr(model, "top_segment", None)
             if fn is not None:
-                known = np.where(row_items < model.n_items_, row_items, -1)  # items added after its fit
-                special[s] = np.asarray(fn(qr, known[None, :]))[0]
-        ids = data.items.to_external(row_items)
-        out = []
-        for j, (item, item_id) in enumerate(zip(row_items, ids)):
-            bits = int(recs.sources[r, j])
-            srcs = [s for s in range(len(specs)) if bits >> s & 1]
-            srcs.sort(key=lambda s: -specs[s].weight)
-            reasons = []
-            generic_anchor = None
-            for s in srcs:
-                spec, model = specs[s], models[s]
-                name = spec.name
-                template_a, template_n = R.TEMPLATES.get(name, ("recommended by " + name, "recommended by " + name))
-                anchor_id = None
-                segment = None
-                if name == "popularity":
-                    mode = getattr(model.config, "mode", "global")
-                    text = R.TRENDING if mode == "trending" else template_a
-                elif name.startswith("content") and ctx.query:
-                    text = R.fill(spec.reason or R.SEARCH, query=ctx.query)
-                elif s in special and name == "cold_start":
-                    segment = special[s][j]
-                    text = R.fill(spec.reason or (template_a if segment else template_n), segment=str(segment or ""))
-                else:
-                    a = int(special[s][j]) if s in special else None
-                    if a is None:
-                        if generic_anchor is None:
-                            generic_anchor = R.cooccurrence_anchor(int(item), anchors_pool, self._item_users,
-                                                                   self._item_norms)
-                        a = generic_anchor
-                    if a is not None and a >= 0:
-                        anchor_id = str(data.items.to_external(np.array([a]))[0])
-                        label = facts.title(a) or anchor_id
-                        text = R.fill(spec.reason or template_a, anchor=label)
-                    else:
-                        text = R.fill(spec.reason or template_n)
-                reasons.append(Reason(strategy=spec.display, text=text, anchor_item_id=anchor_id))
-            out.append(RecommendedItem(item_id=str(item_id), score=float(recs.scores[r, j]),
-                                       title=facts.title(int(item)), reasons=reasons))
-        return out
+                known = np.where(idx < model.n_items_, idx, -1)  # items added after its fit: -1
+                special[s] = np.asarray(fn(q, known))
+        generic: np.ndarray | None = None
+        ext = data.items.external_ids
+        titles = facts.titles
+        texts: dict[tuple[str, int], tuple[str, str | None]] = {}   # (template, anchor) → text, anchor id
 
+        def title(i: int) -> str | None:
+            if titles is None or i >= len(titles):
+                return None
+            t = titles[i]
+            return None if t is None or (isinstance(t, float) and t != t) else str(t)
+
+        def anchored(template: str, a: int) -> tuple[str, str | None]:
+            got = texts.get((template, a))
+            if got is None:
+                anchor_id = str(ext[a])
+                got = texts[(template, a)] = (R.fill(template, anchor=title(a) or anchor_id), anchor_id)
+            return got
+
+        order = sorted(range(len(specs)), key=lambda s: -specs[s].weight)
+        plain = {s: R.fill(specs[s].reason or R.TEMPLATES.get(specs[s].name, ("recommended by " + specs[s].name,) * 2)[1])
+                 for s in order}
+        out: list[list[dict[str, Any]]] = []
+        for r in range(n):
+            row: list[dict[str, Any]] = []
+            query = ctxs[r].query
+            for j in range(min(ks[r], width)):
+                item = int(idx[r, j])
+                if item < 0:
+                    break
+                bits = int(recs.sources[r, j])
+                reasons = []
+                for s in order:
+                    if not bits >> s & 1:
+                        continue
+                    spec, model = specs[s], models[s]
+                    name = spec.name
+                    anchor_id = None
+                    if name == "popularity":
+                        text = R.TRENDING if getattr(model.config, "mode", "global") == "trending" else \
+                            R.TEMPLATES["popularity"][0]
+                    elif name.startswith("content") and query:
+                        text = R.fill(spec.reason or R.SEARCH, query=query)
+                    elif name == "cold_start" and s in special:
+                        segment = special[s][r, j]
+                        template_a, template_n = R.TEMPLATES["cold_start"]
+                        text = R.fill(spec.reason or (template_a if segment else template_n), segment=str(segment or ""))
+                    else:
+                        a = int(special[s][r, j]) if s in special else -1
+                        if a < 0 and s not in special:
+                            if generic is None:
+                                generic = R.cooccurrence_anchors(idx, R.anchor_candidates(q, self._user_items),
+                                                                 self._item_users, self._item_norms)
+                            a = int(generic[r, j])
+                        if a >= 0:
+                            template = spec.reason or R.TEMPLATES.get(name, ("recommended by " + name,) * 2)[0]
+                            text, anchor_id = anchored(template, a)
+                        else:
+                            text = plain[s]
+                    reasons.append({"strategy": spec.display, "text": text, "anchor_item_id": anchor_id})
+                score = float(recs.scores[r, j])
+                row.append({"item_id": str(ext[item]), "score": score if np.isfinite(score) else 0.0,
+                            "title": title(item), "reasons": reasons})
+            out.append(row)
+        return out

@@ -206,15 +206,6 @@ class ScenarioPipeline:
             nd = sp.csr_matrix(nd.maximum(rows).maximum(rows.T))
         self._near_dup = nd
 
-    def scores(self, model: Strategy, queries: Queries) -> np.ndarray:
-        """A strategy's dense scores over the whole catalogue: items added after its fit that it
-        cannot score get ``-inf``."""
-        out = model.score(queries)
-        m = self.facts_.n_items
-        if out.shape[1] < m:
-            out = np.hstack([out, np.full((out.shape[0], m - out.shape[1]), -np.inf, np.float32)])
-        return out
-
     @property
     def labels(self) -> list[str]:
         return [s.display for s in self.specs_] + [f"fallback:{s.display}" for s in self.config.fallback]
@@ -343,10 +334,7 @@ class ScenarioPipeline:
         for s, (spec, model) in enumerate(zip(self.specs_, self.models_)):
             if model is None or (only is not None and s != only):
                 continue
-            scores = self.scores(model, queries)
-            scores[~allowed] = -np.inf
-            idx, val = topk(scores, spec.candidates)
-            del scores
+            idx, val = model.candidates(queries, spec.candidates, allowed)
             valid = idx >= 0
             rows = np.broadcast_to(np.arange(len(queries))[:, None], idx.shape)
             ranks = np.broadcast_to(np.arange(1, idx.shape[1] + 1, dtype=np.float32), idx.shape)
@@ -471,14 +459,12 @@ class ScenarioPipeline:
             if model is None or not len(short):
                 continue
             q = qb.take(short)
-            scores = self.scores(model, q)
             ok = allowed[short].copy()
             have = idx[short]
             r, c = np.nonzero(have >= 0)
             ok[r, have[r, c]] = False
-            scores[~ok] = -np.inf
             need = int((have < 0).sum(axis=1).max())
-            fi, fv = topk(scores, need)
+            fi, fv = model.candidates(q, need, ok)
             # append the fallback items after the existing ones, below their scores
             floor = np.where(idx[short] >= 0, val[short], np.inf).min(axis=1)
             floor = np.where(np.isfinite(floor), floor, 0.0)

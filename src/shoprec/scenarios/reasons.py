@@ -74,3 +74,43 @@ def fill(template: str, **values: str | None) -> str:
         return template.format(**{k: (v or "") for k, v in values.items()})
     except (KeyError, IndexError):
         return template
+
+
+def cooccurrence_anchors(item_idx: np.ndarray, pools: list[np.ndarray], item_users: sp.csr_matrix,
+                         norms: np.ndarray) -> np.ndarray:
+    """:func:`cooccurrence_anchor` for every recommended item of a batch (``item_idx`` (n, k), -1
+    padded), with one sparse product for the whole batch. Items unknown to ``item_users`` (added
+    after fit), and items that co-occur with no anchor, get the request's first anchor; -1 where a
+    request has no anchor at all."""
+    n, k = item_idx.shape
+    out = np.full((n, k), -1, dtype=np.int64)
+    n_known = item_users.shape[0]
+    pools = [p[p < n_known] for p in pools]
+    sizes = np.array([len(p) for p in pools], dtype=np.int64)
+    if not sizes.any():
+        return out
+    first = np.array([p[0] if len(p) else -1 for p in pools], dtype=np.int64)
+    out[:] = first[:, None]
+    out[item_idx < 0] = -1
+    pool_req = np.repeat(np.arange(n), sizes)
+    pool_items = np.concatenate(pools)
+    flat = item_idx.ravel()
+    req = np.repeat(np.arange(n), k)
+    ok = np.flatnonzero((flat >= 0) & (flat < n_known) & (sizes[req] > 0))
+    if not len(ok):
+        return out
+    prod = (item_users[flat[ok]] @ item_users[pool_items].T).tocoo()
+    same = req[ok][prod.row] == pool_req[prod.col]
+    rows, cols, vals = prod.row[same], prod.col[same], prod.data[same]
+    vals = vals / np.maximum(norms[flat[ok]][rows] * norms[pool_items][cols], 1e-12)
+    good = vals > 0
+    rows, cols, vals = rows[good], cols[good], vals[good]
+    if not len(rows):
+        return out
+    order = np.lexsort((cols, -vals, rows))   # per item: the best anchor, the earlier one on ties
+    rows, cols = rows[order], cols[order]
+    head = np.ones(len(rows), dtype=bool)
+    head[1:] = rows[1:] != rows[:-1]
+    flat_out = out.ravel()
+    flat_out[ok[rows[head]]] = pool_items[cols[head]]
+    return flat_out.reshape(n, k)

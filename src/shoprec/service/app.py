@@ -49,6 +49,16 @@ ItemIdPath = Annotated[str, PathParam(min_length=1, max_length=256)]
 FileName = Annotated[str, PathParam(pattern=r"^[a-z0-9_\-]+\.(js|css|svg)$")]
 
 
+try:  # orjson serialises the responses 5-10x faster than the standard library
+    import orjson
+
+    def _dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+except ImportError:  # pragma: no cover - orjson is a dependency
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+
 # --------------------------------------------------------------------------- model files
 def resolve_model(path: Path) -> Path:
     """An artifact folder, or the version named by ``path/CURRENT``."""
@@ -153,7 +163,7 @@ class Service:
         self.engine = Engine(rec, version=self.manifest["version"],
                              trained_through_seq=int(meta.get("trained_through_seq", 0)),
                              trained_through_item_seq=int(meta.get("trained_through_item_seq", 0)),
-                             store=self.store, exploration=s.exploration, max_batch=s.max_batch,
+                             store=self.store, exploration=s.exploration, max_batch=s.max_batch, threads=s.threads,
                              on_impressions=self.impressions.add, on_batch=self._on_batch)
         # follow the bus from before the replay, so nothing published meanwhile is missed
         # (the engine skips events it already has by their sequence number)
@@ -375,11 +385,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             service.metrics.errors.labels(kind="unknown_scenario").inc()
             return _error(404, "unknown_scenario", f"no scenario {scenario!r}",
                           f"this model serves: {', '.join(sorted(eng.rec.pipelines))}")
-        payload = {"context": body.context(), "session_id": body.session_id,
-                   "request_id": x_request_id or uuid.uuid4().hex}
+        payload = {"context": body, "session_id": body.session_id, "request_id": x_request_id or uuid.uuid4().hex}
         result = await eng.run("recommend", payload, scenario)
         service.metrics.request_seconds.labels(scenario=scenario).observe(time.perf_counter() - start)
-        return JSONResponse(result, headers={"X-Request-ID": payload["request_id"]})
+        return Response(_dumps(result), media_type="application/json", headers={"X-Request-ID": payload["request_id"]})
 
     # ------------------------------------------------------------------ events
     @app.post("/v1/events", response_model=EventsAccepted, dependencies=[Depends(need("events"))],

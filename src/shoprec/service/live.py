@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..data import Behaviour, Ragged
 from ..exceptions import RequestError
-from ..scenarios import Recommender, RequestContext
+from ..scenarios import Recommender, RequestContext, SessionEvent
 from ..strategies.base import LiveEvents
 from .store import EventRecord, EventStore, ImpressionRecord, ItemRecord
 
@@ -111,18 +111,19 @@ class LiveState:
         self.events_applied += len(events)
         return contexts
 
-    def fill(self, ctx: dict[str, Any], session_id: str | None, recent: int = 20) -> tuple[dict[str, Any], list[str]]:
+    def fill(self, ctx: RequestContext, session_id: str | None, recent: int = 20) -> tuple[RequestContext, list[str]]:
         """The request with the visitor's session and basket where the page did not send them, and
         the items the visitor bought live (for the scenarios that do not re-offer purchases)."""
-        v = self.get(visitor_key(ctx.get("user_id"), session_id))
+        v = self.get(visitor_key(ctx.user_id, session_id))
         if v is None:
             return ctx, []
-        out = dict(ctx)
-        if not out.get("session") and v.recent:
-            out["session"] = [{"item_id": i, "behaviour": b} for i, b in list(v.recent)[-recent:]]
-        if not out.get("basket") and v.basket:
-            out["basket"] = list(v.basket)
-        return out, list(v.purchased)
+        update: dict[str, Any] = {}
+        if not ctx.session and v.recent:
+            update["session"] = [SessionEvent.model_construct(item_id=i, behaviour=b, timestamp=None)
+                                 for i, b in list(v.recent)[-recent:]]
+        if not ctx.basket and v.basket:
+            update["basket"] = list(v.basket)
+        return (ctx.model_copy(update=update) if update else ctx), list(v.purchased)
 
 
 # --------------------------------------------------------------------------- the engine
@@ -150,7 +151,7 @@ class Engine:
 
     def __init__(self, rec: Recommender, *, version: str, trained_through_seq: int = 0,
                  trained_through_item_seq: int = 0, store: EventStore | None = None,
-                 exploration: float = 0.0, seed: int = 0, max_batch: int = 64,
+                 exploration: float = 0.0, seed: int = 0, max_batch: int = 64, threads: int = 1,
                  on_impressions: Callable[[list[ImpressionRecord]], None] | None = None,
                  on_batch: Callable[[str, int, float], None] | None = None) -> None:
         self.rec = rec
@@ -162,6 +163,7 @@ class Engine:
         self.exploration = exploration
         self.rng = np.random.default_rng(seed)
         self.max_batch = max_batch
+        self.threads = threads
         self.on_impressions = on_impressions
         self.on_batch = on_batch
         self.stats = EngineStats()
@@ -219,6 +221,13 @@ class Engine:
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
+        from threadpoolctl import threadpool_limits
+
+        # the HTTP loop has the other core: BLAS threads would only contend with it
+        with threadpool_limits(self.threads):
+            self._loop()
+
+    def _loop(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
@@ -303,28 +312,30 @@ class Engine:
         excludes_bought = pipe.config.rules.exclude_history != "none"
         contexts, metas = [], []
         for p in payloads:
-            ctx = dict(p["context"])
+            ctx = p["context"]
+            if not isinstance(ctx, RequestContext):
+                ctx = RequestContext.parse(ctx)
             ctx, bought = self.state.fill(ctx, p.get("session_id"))
             if excludes_bought and bought:
-                filters = dict(ctx.get("filters") or {})
-                filters["exclude_ids"] = list(filters.get("exclude_ids") or []) + bought
-                ctx["filters"] = filters
-            contexts.append(RequestContext.parse(ctx))
+                filters = ctx.filters.model_copy(update={"exclude_ids": list(ctx.filters.exclude_ids) + bought})
+                ctx = ctx.model_copy(update={"filters": filters})
+            contexts.append(ctx)
             metas.append(p)
-        responses = rec.recommend_many(scenario, contexts)
+        responses = rec.recommend_raw(scenario, contexts)
         out = []
         now = time.time()
         for p, ctx, resp in zip(metas, contexts, responses):
-            items = [{"item_id": it.item_id, "title": it.title, "score": it.score,
-                      "reason": it.reason, "strategies": [r.strategy for r in it.reasons],
-                      "reasons": [r.model_dump() for r in it.reasons]} for it in resp.items]
+            items = [{"item_id": it["item_id"], "title": it["title"], "score": it["score"],
+                      "reason": it["reasons"][0]["text"] if it["reasons"] else "",
+                      "strategies": [r["strategy"] for r in it["reasons"]], "reasons": it["reasons"]}
+                     for it in resp["items"]]
             shown, propensity = self._explore(len(items))
             items = [items[i] for i in shown]
             for pos, (it, pr) in enumerate(zip(items, propensity), 1):
                 it["position"] = pos
                 it["propensity"] = pr
             body = {"request_id": p["request_id"], "scenario": scenario, "model_version": self.version,
-                    "items": items, "notes": resp.notes}
+                    "items": items, "notes": resp["notes"]}
             imp = ImpressionRecord(
                 request_id=p["request_id"], created_at=now, scenario=scenario, model_version=self.version,
                 items=[{"item_id": it["item_id"], "position": it["position"], "score": it["score"],

@@ -294,6 +294,21 @@ class Strategy(ABC):
     @abstractmethod
     def _score(self, queries: Queries) -> np.ndarray: ...
 
+    def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The top-``k`` items of each query among ``allowed`` (bool (n, m), ``m >= n_items_``: the
+        catalogue may have grown; items this strategy cannot score are never returned), as
+        ``topk`` gives them: (item_idx int32 (n, k), scores float32 (n, k)), ``-1`` padded.
+
+        The default scores densely, masks and takes the top-k. Strategies whose scores are sparse
+        (neighbourhoods) or a fixed order (popularity) override it with a path that never builds
+        the dense row; they return only items with a positive score."""
+        scores = self.score(queries)
+        m = allowed.shape[1]
+        if scores.shape[1] < m:
+            scores = np.hstack([scores, np.full((scores.shape[0], m - scores.shape[1]), -np.inf, np.float32)])
+        scores[~allowed] = -np.inf
+        return topk(scores, k)
+
     def history(self, queries: Queries, *, include_basket: bool = True) -> sp.csr_matrix:
         """Behaviour-weighted (n, n_items) history of each query: training rows of known users plus
         the query's own items, the item on the page (as a view, unless it is already the session's

@@ -53,7 +53,7 @@ from ..exceptions import ConfigError
 from ._parallel import by_row_chunks
 from .base import Queries, Strategy, StrategyConfig, register
 from .item_knn import sparse_topk_rows
-from .topk import topk
+from .topk import sparse_topk, topk
 
 __all__ = [
     "DEFAULT_TEXT_FIELDS", "EMBEDDINGS_INSTALL_HINT", "ContentTFIDFConfig", "ContentTFIDFStrategy",
@@ -446,6 +446,31 @@ class _ContentStrategy(Strategy):
             g = sp.csr_matrix(g.maximum(e).maximum(e.T), dtype=np.float32)
             g.sort_indices()
         self.similarity_ = g
+
+    def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of the sparse history and search-text scores (positive scores only); dense
+        search similarities (embeddings) take the dense path."""
+        n = len(queries)
+        w = self.weighted_history(queries)
+        out = sp.csr_matrix(w @ self.similarity_) if w.nnz else sp.csr_matrix((n, self.n_items_), dtype=np.float32)
+        found = _query_texts(queries) if self.config.query_weight > 0 else None
+        if found is not None:
+            rows, texts = found
+            sim = self._query_similarity(texts)
+            if not sp.issparse(sim):
+                return super().candidates(queries, k, allowed)
+            sim = sp.csr_matrix(sim)
+            sim.data = self.config.query_weight * np.maximum(sim.data, 0.0)
+            place = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, np.arange(len(rows)))), shape=(n, len(rows)))
+            out = sp.csr_matrix(out + place @ sim)
+        return sparse_topk(out, k, allowed)
+
+    def top_anchor(self, queries: Queries, item_idx: np.ndarray) -> np.ndarray:
+        """For each recommended item the history item most similar to it (weighted as in the
+        score); -1 when none is."""
+        from .item_knn import neighbourhood_anchor
+
+        return neighbourhood_anchor(self.weighted_history(queries), self.similarity_, item_idx)
 
     def _base_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"similarity_": self.similarity_}

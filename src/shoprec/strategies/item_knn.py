@@ -12,6 +12,7 @@ from ..data import ShopData
 from ._live import LiveCooccurrence
 from ._parallel import by_row_chunks
 from .base import LiveEvents, Queries, Strategy, StrategyConfig, register
+from .topk import sparse_topk
 
 
 class ItemKNNConfig(StrategyConfig):
@@ -56,6 +57,58 @@ def sparse_topk_rows(m: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray, 
     rank = np.arange(len(rows)) - first[rows]
     keep = rank < k
     return rows[keep], cols[keep], vals[keep]
+
+
+def neighbourhood_anchor(history: sp.csr_matrix, by_target: sp.csr_matrix | list[sp.csr_matrix],
+                         item_idx: np.ndarray) -> np.ndarray:
+    """Per query and recommended item (``item_idx`` (n, k), -1 padded), the history item ``i`` with
+    the largest ``history(q, i) · sim(i, item)``; -1 when every contribution is 0 or the item is not
+    covered. ``by_target`` holds the similarities by target item: row ``j`` lists the items ``i``
+    and ``sim(i, j)`` (the transpose of a neighbourhood matrix; a symmetric one as it is; a list of
+    such matrices adds up). Vectorised over the whole batch."""
+    item_idx = np.asarray(item_idx)
+    n, k = item_idx.shape
+    out = np.full((n, k), -1, dtype=np.int32)
+    parts = by_target if isinstance(by_target, list) else [by_target]
+    m = parts[0].shape[0]
+    h = sp.csr_matrix(history)
+    if not h.nnz:
+        return out
+    flat = item_idx.ravel().astype(np.int64)
+    req = np.repeat(np.arange(n, dtype=np.int64), k)
+    ok = np.flatnonzero((flat >= 0) & (flat < m))
+    if not len(ok):
+        return out
+    g = parts[0][flat[ok]]
+    for extra in parts[1:]:
+        g = g + extra[flat[ok]]
+    g = sp.csr_matrix(g)
+    a = np.repeat(np.arange(len(ok)), np.diff(g.indptr))
+    src = g.indices.astype(np.int64)
+    width = max(h.shape[1], m)
+    need = req[ok][a] * width + src
+    hr = np.repeat(np.arange(n, dtype=np.int64), np.diff(h.indptr))
+    have = hr * width + h.indices          # sorted: CSR rows in order, indices sorted within rows
+    h_sorted = h.has_sorted_indices
+    if not h_sorted:
+        order = np.argsort(have, kind="stable")
+        have, hdata = have[order], h.data[order]
+    else:
+        hdata = h.data
+    pos = np.clip(np.searchsorted(have, need), 0, max(len(have) - 1, 0))
+    hit = have[pos] == need
+    contrib = np.where(hit, hdata[pos] * g.data, 0.0)
+    good = contrib > 0
+    if not good.any():
+        return out
+    a, src, contrib = a[good], src[good], contrib[good]
+    order = np.lexsort((src, -contrib, a))      # per recommended item: largest contribution first
+    a, src = a[order], src[order]
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = a[1:] != a[:-1]
+    flat_out = out.ravel()
+    flat_out[ok[a[first]]] = src[first]
+    return flat_out.reshape(n, k)
 
 
 @register
@@ -121,6 +174,35 @@ class ItemKNNStrategy(Strategy):
                                  h.shape[0], self.n_items_)
         return by_row_chunks(lambda rows: (h[rows] @ self.similarity_).toarray(), h.shape[0], self.n_items_)
 
+    def _product(self, h: sp.csr_matrix) -> sp.csr_matrix:
+        out = h @ self.similarity_
+        live = getattr(self, "live_", None)
+        if live is not None and not live.empty:
+            out = out + live.product(h)
+        return sp.csr_matrix(out)
+
+    def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of the sparse product ``history @ sim`` (positive scores only), no dense row."""
+        return sparse_topk(self._product(self.history(queries)), k, allowed)
+
+    def top_anchor(self, queries: Queries, item_idx: np.ndarray) -> np.ndarray:
+        """For each recommended item (``item_idx`` (n, k), -1 padded), the history item that
+        contributed most to its score, ``argmax_i h(q, i) · sim(i, item)``; -1 when none did."""
+        parts = [self._by_target()]
+        live = getattr(self, "live_", None)
+        if live is not None and not live.empty:  # live co-occurrences are symmetric: rows = targets
+            live.merge()
+            parts.append(live.merged)
+        return neighbourhood_anchor(self.history(queries), parts, item_idx)
+
+    def _by_target(self) -> sp.csr_matrix:
+        """The similarity transposed (row j: the neighbours i of target j), cached."""
+        t = getattr(self, "_by_target_", None)
+        if t is None or t.shape != self.similarity_.shape:
+            t = self._by_target_ = sp.csr_matrix(self.similarity_.T)
+            t.sort_indices()
+        return t
+
     # ------------------------------------------------------------------ online
     def observe(self, events: LiveEvents) -> bool:
         if getattr(self, "live_", None) is None:
@@ -134,6 +216,7 @@ class ItemKNNStrategy(Strategy):
             sim = self.similarity_.copy()
             sim.resize((n_items, n_items))
             self.similarity_ = sim
+            self._by_target_ = None
             if hasattr(self, "norms_"):
                 self.norms_ = np.concatenate([self.norms_, np.zeros(n_items - len(self.norms_), np.float32)])
             if getattr(self, "live_", None) is not None:

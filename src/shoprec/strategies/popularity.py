@@ -83,6 +83,43 @@ class PopularityStrategy(Strategy):
                 scores *= 1.0 + self.config.category_boost * item_aff
         return scores
 
+    def _top(self, t: int) -> np.ndarray:
+        """The ``t`` best items, best first, ties to the lower index (cached until scores change)."""
+        cache = getattr(self, "_top_cache_", None)
+        if cache is None or len(cache) < min(t, len(self.scores_)):
+            t = min(max(t, 1024), len(self.scores_))
+            s = self.scores_
+            part = np.argpartition(-s, t - 1)[:t] if t < len(s) else np.arange(len(s))
+            # argpartition may cut ties at the boundary arbitrarily: take every item tied with the t-th
+            boundary = s[part].min()
+            part = np.union1d(part, np.flatnonzero(s == boundary)) if (s == boundary).sum() > 1 else part
+            cache = part[np.lexsort((part, -s[part]))]
+            self._top_cache_ = cache
+        return cache
+
+    def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``k`` allowed items of the popularity order (global and trending modes; the
+        category mode depends on the query and scores densely)."""
+        if self.config.mode == "category":
+            return super().candidates(queries, k, allowed)
+        n = len(queries)
+        idx = np.full((n, k), -1, dtype=np.int32)
+        val = np.full((n, k), -np.inf, dtype=np.float32)
+        top = self._top(4 * k + 256)
+        ok = allowed[:, top]
+        enough = ok.sum(axis=1) >= min(k, len(top))
+        if enough.any():
+            rows = np.flatnonzero(enough)
+            first = np.argsort(~ok[rows], axis=1, kind="stable")[:, :k]
+            got = np.take_along_axis(ok[rows], first, axis=1)
+            items = np.where(got, top[first], -1)
+            idx[rows, :items.shape[1]] = items
+            val[rows, :items.shape[1]] = np.where(got, self.scores_[np.maximum(items, 0)], -np.inf)
+        if not enough.all():  # heavily filtered requests: the dense path
+            rows = np.flatnonzero(~enough)
+            idx[rows], val[rows] = super().candidates(queries.take(rows), k, allowed[rows])
+        return idx, val
+
     # ------------------------------------------------------------------ online
     def observe(self, events: LiveEvents) -> bool:
         w = events.weights(self.config.weights())
@@ -104,6 +141,7 @@ class PopularityStrategy(Strategy):
         scores = self.scores_.copy()  # readers keep a consistent array
         np.add.at(scores, items, (inc * self.scale_).astype(np.float32))
         self.scores_ = scores
+        self._top_cache_ = None
         return True
 
     def refresh_items(self, n_items: int, changed: np.ndarray, item_table=None) -> bool:
@@ -112,6 +150,7 @@ class PopularityStrategy(Strategy):
             self.scores_ = np.concatenate([self.scores_, np.zeros(n_items - old, np.float32)])
             self.item_category_ = np.concatenate([self.item_category_, np.full(n_items - old, -1, np.int32)])
             self._resize_users_items(n_items)
+        self._top_cache_ = None
         if self.config.mode == "category" and item_table is not None and "category" in item_table.columns:
             codes, _ = pd.factorize(item_table["category"], use_na_sentinel=True)
             self.item_category_ = codes.astype(np.int32)[:n_items]

@@ -29,6 +29,50 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     kk = min(k, m)
     if kk == 0 or n == 0:
         return np.full((n, k), -1, dtype=np.int32), np.full((n, k), -np.inf, dtype=np.float32)
+    if m >= 8192 and 64 * kk <= m:
+        idx, vals, done = _topk_above_threshold(scores, kk)
+        if not done.all():
+            rows = np.flatnonzero(~done)
+            idx[rows], vals[rows] = _topk_small(scores[rows], kk, kk)
+        if kk < k:
+            idx = np.pad(idx, ((0, 0), (0, k - kk)), constant_values=-1)
+            vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
+        return idx, vals
+    return _topk_small(scores, k, kk)
+
+
+def _topk_above_threshold(scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact top-k of long rows without a full partition: a threshold from a strided sample of each
+    row (its quantile that about ``4·kk`` entries should exceed), one comparison pass, and a sort of
+    the few survivors. Rows where fewer than ``kk`` or too many entries pass are left to the general
+    kernel (``done`` False). 3–9× faster than ``argpartition`` on 100k–1M items."""
+    n, m = scores.shape
+    step = max(1, m // 4096)
+    sample = np.ascontiguousarray(scores[:, ::step])
+    s = sample.shape[1]
+    j = s - max(1, int(np.ceil(4 * kk * s / m)))
+    thr = np.partition(sample, j, axis=1)[:, j]
+    mask = scores > thr[:, None]
+    counts = np.count_nonzero(mask, axis=1)
+    done = (counts >= kk) & (counts <= max(64 * kk, m // 16))
+    idx = np.full((n, kk), -1, dtype=np.int32)
+    vals = np.full((n, kk), -np.inf, dtype=np.float32)
+    rows = np.flatnonzero(done)
+    if len(rows):
+        sub = mask[rows] if len(rows) < n else mask
+        r, c = np.nonzero(sub)
+        v = scores[rows[r], c]
+        order = np.lexsort((c, -v, r))  # per row: score desc, then item index asc (as the kernel)
+        r, c, v = r[order], c[order], v[order]
+        rank = np.arange(len(r)) - np.searchsorted(r, r)
+        keep = rank < kk
+        idx[rows[r[keep]], rank[keep]] = c[keep]
+        vals[rows[r[keep]], rank[keep]] = v[keep]
+    return idx, vals, done
+
+
+def _topk_small(scores: np.ndarray, k: int, kk: int) -> tuple[np.ndarray, np.ndarray]:
+    n, m = scores.shape
     # numpy's argpartition slows down ~10× on rows dominated by one repeated value (the zeros of a
     # neighbourhood strategy, the -inf of exclusions). Rows with at least k positive scores only
     # need their positives: the rest is replaced by distinct negative values, decreasing with the
@@ -92,3 +136,34 @@ def _ramp(m: int) -> np.ndarray:
     if len(_RAMP) < m:
         _RAMP = -np.arange(1, m + 1, dtype=np.float32)
     return _RAMP[:m]
+
+
+def sparse_topk(scores: sp.csr_matrix, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``topk`` of a sparse score matrix over its *positive* stored entries (optionally only where
+    ``allowed``, a bool (n, >= n_cols) mask): best first, ties to the lower item index, ``-1`` /
+    ``-inf`` padding. One lexsort over the stored entries, never a dense row."""
+    scores = sp.csr_matrix(scores)
+    n, m = scores.shape
+    if scores.nnz > 0.02 * n * m:  # nearly dense rows (popular neighbours): a dense partition is faster
+        dense = scores.toarray()
+        dense[dense <= 0] = -np.inf
+        if allowed is not None:
+            dense[~allowed[:, :m]] = -np.inf
+        return topk(dense, k)
+    idx = np.full((n, k), -1, dtype=np.int32)
+    val = np.full((n, k), -np.inf, dtype=np.float32)
+    rows = np.repeat(np.arange(n), np.diff(scores.indptr))
+    cols, vals = scores.indices, scores.data
+    keep = vals > 0
+    if allowed is not None and len(cols):
+        keep &= allowed[rows, cols]
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    if not len(rows):
+        return idx, val
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    top = rank < k
+    idx[rows[top], rank[top]] = cols[top]
+    val[rows[top], rank[top]] = vals[top]
+    return idx, val

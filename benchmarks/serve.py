@@ -1,0 +1,288 @@
+"""The serving benchmark: the HTTP service under load from a separate process, on loopback.
+
+    python benchmarks/serve.py                                  # 100k items: home, item_page, cart; scaling
+    python benchmarks/serve.py --items 100000 --scenarios home --duration 60
+    python benchmarks/serve.py --scaling 10000,100000,1000000   # home latency and memory vs catalogue size
+    python benchmarks/serve.py --write-only                     # re-render BENCHMARKS.md
+
+Per catalogue size: a synthetic shop (``synthetic_shop.py``: no public dataset here has 100k+ items),
+the scenarios trained once and cached under ``benchmarks/.cache/`` (the home feed fuses three
+strategies, ``serve_scenarios/home.toml``), then ``shoprec serve`` (one process, SQLite store) as a
+subprocess and ``wrk`` (Debian's, one thread, 32 connections, closed loop) posting requests for
+2,000 different visitors / items / baskets for ``--duration`` seconds. Reported: requests/s, latency
+p50/p95/p99 (wrk's, client side, including the HTTP round trip), non-2xx answers, the server's resident
+memory; and event-to-effect: a visitor's ``add_to_cart`` posted while wrk runs, then at once a cart
+request for that visitor, timed from the event's acknowledgement to the answer that reflects it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).parent))
+RESULTS = ROOT / "benchmarks" / "results"
+CACHE = ROOT / "benchmarks" / ".cache"
+HOME_TOML = Path(__file__).parent / "serve_scenarios" / "home.toml"
+API_KEY = "bench-api-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def trained(n_items: int, scenarios: list[str]) -> Path:
+    """The models folder for this size and scenario set (trained once, then cached)."""
+    from synthetic_shop import synthetic_shop
+
+    from shoprec.service.training import train
+
+    key = f"serve-{n_items}-{'-'.join(scenarios)}"
+    models = CACHE / key
+    if (models / "CURRENT").is_file():
+        return models
+    shutil.rmtree(models, ignore_errors=True)
+    print(f"training {scenarios} on a synthetic shop of {n_items:,} items …", flush=True)
+    start = time.perf_counter()
+    data = synthetic_shop(n_items)
+    cfgs = [str(HOME_TOML) if s == "home" else s for s in scenarios]
+    train(data, models, scenarios=cfgs, progress=lambda name, sec: print(f"  fitted {name} in {sec:.0f} s", flush=True))
+    (models / "training.json").write_text(json.dumps({"seconds": time.perf_counter() - start,
+                                                      "n_items": n_items, "n_events": data.n_events,
+                                                      "n_users": data.n_users}))
+    return models
+
+
+def request_bodies(models: Path, scenario: str, n: int = 2000, seed: int = 0) -> list[dict]:
+    """Realistic request bodies: known users for home, a current item and session for item pages,
+    baskets of 1–3 items for cart (items drawn by popularity from the model's catalogue)."""
+    from shoprec.scenarios import Recommender
+    from shoprec.service.app import resolve_model
+
+    rec = Recommender.load(resolve_model(models))
+    rng = np.random.default_rng(seed)
+    items = rec.data_.items.external_ids
+    users = rec.data_.users.external_ids
+    first = next(iter(rec.pipelines.values())).facts_
+    p = first.popularity.astype(np.float64) + 1.0
+    p /= p.sum()
+    out = []
+    for i in range(n):
+        if scenario == "home":
+            out.append({"user_id": str(users[rng.integers(len(users))])})
+        elif scenario == "item_page":
+            s = rng.choice(len(items), 3, p=p)
+            out.append({"current_item": str(items[s[-1]]), "session": [str(items[j]) for j in s]})
+        else:
+            s = rng.choice(len(items), int(rng.integers(1, 4)), p=p)
+            out.append({"basket": [str(items[j]) for j in s]})
+    return out
+
+
+LUA = r"""
+local bodies = {}
+local f = io.open("%(bodies)s", "r")
+for line in f:lines() do bodies[#bodies + 1] = line end
+f:close()
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i + 1
+  return wrk.format(nil, "%(path)s", nil, bodies[(i %% #bodies) + 1])
+end
+local non2xx = 0
+response = function(status, headers, body)
+  if status < 200 or status >= 300 then non2xx = non2xx + 1 end
+end
+done = function(summary, latency, requests)
+  local out = io.open("%(out)s", "w")
+  out:write(string.format('{"requests": %%d, "duration_us": %%d, "errors_connect": %%d, "errors_read": %%d, ' ..
+    '"errors_write": %%d, "errors_status": %%d, "errors_timeout": %%d, "p50_us": %%d, "p90_us": %%d, ' ..
+    '"p95_us": %%d, "p99_us": %%d, "max_us": %%d, "mean_us": %%f}',
+    summary.requests, summary.duration, summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.errors.status, summary.errors.timeout, latency:percentile(50), latency:percentile(90),
+    latency:percentile(95), latency:percentile(99), latency.max, latency.mean))
+  out:close()
+end
+"""
+
+
+class Server:
+    """``shoprec serve`` in a subprocess on a free port."""
+
+    def __init__(self, models: Path, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        self.log = open(workdir / "server.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "shoprec", "serve", "--model", str(models), "--store",
+             f"sqlite:///{workdir / 'events.db'}", "--port", str(self.port), "--api-key", API_KEY,
+             "--public-key", API_KEY + "-pub"], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 600) -> None:
+        import httpx
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("server not ready in time")
+
+    def rss_gib(self) -> float:
+        import psutil
+
+        return psutil.Process(self.proc.pid).memory_info().rss / 2**30
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def run_wrk(server: Server, scenario: str, bodies: list[dict], duration: int, concurrency: int,
+            workdir: Path) -> dict:
+    body_file = workdir / f"bodies-{scenario}.jsonl"
+    body_file.write_text("\n".join(json.dumps(b, separators=(",", ":")) for b in bodies) + "\n")
+    out = workdir / f"wrk-{scenario}.json"
+    script = workdir / f"wrk-{scenario}.lua"
+    script.write_text(LUA % {"bodies": body_file, "path": f"/v1/recommendations/{scenario}", "out": out})
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), server.url]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    r = json.loads(out.read_text())
+    seconds = r["duration_us"] / 1e6
+    return {"requests": r["requests"], "seconds": round(seconds, 1), "rps": round(r["requests"] / seconds, 1),
+            "p50_ms": r["p50_us"] / 1000, "p90_ms": r["p90_us"] / 1000, "p95_ms": r["p95_us"] / 1000,
+            "p99_ms": r["p99_us"] / 1000, "max_ms": r["max_us"] / 1000, "mean_ms": round(r["mean_us"] / 1000, 3),
+            "non_2xx": r["errors_status"],
+            "socket_errors": r["errors_connect"] + r["errors_read"] + r["errors_write"] + r["errors_timeout"]}
+
+
+def event_to_effect(server: Server, models: Path, n: int = 100) -> dict:
+    """A new visitor adds an item to the cart; the next cart request (sent right after the event's
+    2xx) must exclude it and anchor on it. Times from the acknowledgement to that answer."""
+    import httpx
+
+    bodies = request_bodies(models, "cart", n, seed=1)
+    lat, seen = [], 0
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        for i, b in enumerate(bodies):
+            item = b["basket"][0]
+            visitor = f"e2e-{time.time_ns()}-{i}"
+            r = c.post("/v1/events", json={"events": [{"session_id": visitor, "item_id": item,
+                                                       "behaviour": "add_to_cart"}]},
+                       headers={"X-API-Key": API_KEY})
+            r.raise_for_status()
+            acked = time.perf_counter()
+            out = c.post("/v1/recommendations/cart", json={"session_id": visitor}).json()
+            done = time.perf_counter()
+            ids = [it["item_id"] for it in out["items"]]
+            anchored = any(rr.get("anchor_item_id") == item for it in out["items"] for rr in it["reasons"])
+            if item not in ids and anchored:
+                seen += 1
+                lat.append(done - acked)
+    lat_ms = np.array(lat) * 1000
+    return {"trials": n, "reflected": seen, "p50_ms": float(np.percentile(lat_ms, 50)) if seen else None,
+            "p99_ms": float(np.percentile(lat_ms, 99)) if seen else None,
+            "max_ms": float(lat_ms.max()) if seen else None}
+
+
+def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: int, effect: bool) -> dict:
+    models = trained(n_items, scenarios)
+    training = json.loads((models / "training.json").read_text())
+    work = Path(tempfile.mkdtemp(prefix="shoprec-serve-"))
+    server = Server(models, work)
+    try:
+        rss_idle = server.rss_gib()
+        rows = []
+        for scenario in scenarios:
+            bodies = request_bodies(models, scenario)
+            run_wrk(server, scenario, bodies, min(5, duration), concurrency, work)   # warm-up
+            if effect and scenario == scenarios[0]:
+                # event-to-effect measured while wrk loads the server on the first scenario
+                import threading
+
+                res: dict = {}
+                t = threading.Thread(target=lambda: res.update(run_wrk(server, scenario, bodies, duration,
+                                                                       concurrency, work)))
+                t.start()
+                time.sleep(min(5, duration / 4))
+                e2e = event_to_effect(server, models)
+                t.join()
+                row = dict(res, event_to_effect_under_load=e2e)
+            else:
+                row = run_wrk(server, scenario, bodies, duration, concurrency, work)
+            row["scenario"] = scenario
+            rows.append(row)
+            print(f"  {n_items:>9,} items  {scenario:10s} {row['rps']:8.0f} req/s  p50 {row['p50_ms']:6.2f}  "
+                  f"p95 {row['p95_ms']:6.2f}  p99 {row['p99_ms']:6.2f} ms  non-2xx {row['non_2xx']}", flush=True)
+        rss = server.rss_gib()
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return {"n_items": n_items, "n_events": training["n_events"], "n_users": training["n_users"],
+            "train_seconds": round(training["seconds"], 1), "rss_gib_idle": round(rss_idle, 3),
+            "rss_gib_after": round(rss, 3), "rows": rows}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--scenarios", default="home,item_page,cart")
+    ap.add_argument("--scaling", default="10000,100000,1000000",
+                    help="catalogue sizes for the home latency / memory curve ('' = skip)")
+    ap.add_argument("--duration", type=int, default=60)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--write-only", action="store_true")
+    args = ap.parse_args(argv)
+    if not args.write_only:
+        if shutil.which("wrk") is None:
+            raise SystemExit("wrk is not installed: apt-get install wrk")
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        meta = {"date": date.today().isoformat(),
+                "machine": f"2 cores, 24 GiB, {platform.machine()}, Python {platform.python_version()}",
+                "duration_s": args.duration, "concurrency": args.concurrency,
+                "load": "wrk 4.1 (1 thread), closed loop, loopback; server: `shoprec serve`, 1 process, "
+                        "SQLite store"}
+        if args.scenarios:
+            main_run = bench_size(args.items, args.scenarios.split(","), args.duration, args.concurrency, True)
+            (RESULTS / "serve-main.json").write_text(json.dumps({**meta, **main_run}, indent=2))
+        if args.scaling:
+            sizes = [int(x) for x in args.scaling.split(",") if x]
+            runs = [bench_size(n, ["home"], min(args.duration, 30), args.concurrency, False) for n in sizes]
+            (RESULTS / "serve-scaling.json").write_text(json.dumps({**meta, "runs": runs}, indent=2))
+    from benchmarks_md import render
+
+    render()
+
+
+if __name__ == "__main__":
+    main()

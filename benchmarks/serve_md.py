@@ -1,0 +1,67 @@
+"""The serving section of BENCHMARKS.md (benchmarks/serve.py's results)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def serve_lines() -> list[str]:
+    main_p, scale_p = RESULTS / "serve-main.json", RESULTS / "serve-scaling.json"
+    lines = ["", "## Serving (issue 4)", "",
+             "`python benchmarks/serve.py` (needs Debian's `wrk`). A synthetic shop (`benchmarks/synthetic_shop.py`:",
+             "topic clusters, Zipf popularity, sessions, carts and purchases; no public dataset here has 100k+ items),",
+             "the scenarios trained once, then `shoprec serve` (one process: the HTTP loop on one thread, the engine",
+             "on another, micro-batching the requests waiting at once; SQLite event store) and `wrk` (one thread,",
+             "closed loop, on loopback) on the same 2-core machine. Latencies are wrk's, client side, including the",
+             "HTTP round trip. `home` fuses three strategies (ALS, item-kNN, trending; `benchmarks/serve_scenarios/",
+             "home.toml`); `item_page` and `cart` are the shipped scenarios (four and three strategies).", ""]
+    if not main_p.exists():
+        return lines + ["_not run yet_", ""]
+    d = json.loads(main_p.read_text())
+    lines += [f"Measured {d['date']} on {d['machine']}; {d['n_items']:,} items, {d['n_users']:,} users, "
+              f"{d['n_events']:,} training events; {d['concurrency']} connections for {d['duration_s']} s per "
+              f"scenario. Server memory {d['rss_gib_after']:.2f} GiB (all three scenarios loaded).", "",
+              "| scenario | requests/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | socket errors |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in d["rows"]:
+        lines.append(f"| {r['scenario']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | "
+                     f"{r['max_ms']:.1f} | {r['non_2xx']} | {r['socket_errors']} |")
+    e2e = next((r["event_to_effect_under_load"] for r in d["rows"] if "event_to_effect_under_load" in r), None)
+    if e2e:
+        lines += ["", f"Event to effect, under the {d['rows'][0]['scenario']} load: {e2e['reflected']} of "
+                  f"{e2e['trials']} `add_to_cart` events were reflected by the very next cart request (the item "
+                  f"left out of the list and named as the anchor of a reason); from the event's 2xx to that "
+                  f"answer: p50 {e2e['p50_ms']:.1f} ms, p99 {e2e['p99_ms']:.1f} ms, max {e2e['max_ms']:.1f} ms."]
+    if scale_p.exists():
+        s = json.loads(scale_p.read_text())
+        lines += ["", f"### home latency and memory by catalogue size ({s['date']}, {s['concurrency']} connections)", "",
+                  "| items | events | requests/s | p50 ms | p99 ms | server RSS GiB | training s |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in s["runs"]:
+            row = r["rows"][0]
+            lines.append(f"| {r['n_items']:,} | {r['n_events']:,} | {row['rps']:,.0f} | {row['p50_ms']:.2f} | "
+                         f"{row['p99_ms']:.2f} | {r['rss_gib_after']:.2f} | {r['train_seconds']:.0f} |")
+        runs = s["runs"]
+        if len(runs) >= 2:
+            import numpy as np
+
+            x = np.array([r["n_items"] for r in runs], float) / 1e6
+            y = np.array([r["rss_gib_after"] for r in runs], float)
+            slope = float(np.polyfit(x, y, 1)[0])
+            lines += ["", f"Memory per million items (least-squares slope of RSS over catalogue size, the synthetic "
+                      f"shop's 10 events per item included): {slope:.2f} GiB."]
+    targets = []
+    home = next((r for r in d["rows"] if r["scenario"] == "home"), None)
+    if home:
+        targets += [("home p99 ≤ 15 ms (100k items, 3 strategies)", f"{home['p99_ms']:.1f} ms", home["p99_ms"] <= 15),
+                    ("home ≥ 1,500 requests/s", f"{home['rps']:,.0f}", home["rps"] >= 1500)]
+    if e2e and e2e["p99_ms"] is not None:
+        targets.append(("event-to-effect ≤ 100 ms", f"p99 {e2e['p99_ms']:.1f} ms", e2e["p99_ms"] <= 100
+                        and e2e["reflected"] == e2e["trials"]))
+    if targets:
+        lines += ["", "| target | measured | met |", "|---|---:|:---:|"]
+        lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets]
+    return lines + [""]
