@@ -8,6 +8,7 @@ const state = {
   cart: [],
   page: "home",
   item: null,
+  titles: {},   // item_id → title, for the cart lines and messages
 };
 localStorage.setItem("shoprec-session", state.session);
 
@@ -45,6 +46,9 @@ async function track(itemId, behaviour, from) {
   await api("POST", "/v1/events", { events: [ev] });
 }
 
+// a stable colour per item for its placeholder picture
+function hue(id) { let h = 0; for (const c of String(id)) h = (h * 31 + c.charCodeAt(0)) % 360; return h; }
+
 function price(p) { return (typeof p === "number") ? `£${p.toFixed(2)}` : ""; }
 
 function card(item, resp, scenario) {
@@ -59,6 +63,8 @@ function card(item, resp, scenario) {
     <div class="reason" data-testid="reason"></div>
     <button class="add" data-testid="add-to-cart">Add to cart</button>`;
   el.querySelector(".title").textContent = item.title || item.item_id;
+  el.querySelector(".thumb").style.setProperty("--hue", String(hue(item.item_id)));
+  if (item.title) state.titles[item.item_id] = item.title;
   el.querySelector(".reason").textContent = item.reason;
   const from = { requestId: resp.request_id, position: item.position, scenario };
   el.querySelector(".title").addEventListener("click", (e) => { e.preventDefault(); openItem(item.item_id, from); });
@@ -97,6 +103,7 @@ async function openItem(itemId, from) {
     d.innerHTML = `<h1 data-testid="item-title"></h1><p class="price"></p><p class="desc"></p>
       <button data-testid="detail-add-to-cart">Add to cart</button>`;
     d.querySelector("h1").textContent = it.title || it.item_id;
+    if (it.title) state.titles[itemId] = it.title;
     d.querySelector(".price").textContent = price(it.price) + (it.in_stock ? "" : " · out of stock");
     d.querySelector(".desc").textContent = it.description && it.description !== it.title ? it.description : "";
     d.dataset.itemId = itemId;
@@ -113,7 +120,7 @@ async function addToCart(itemId, from) {
     await track(itemId, "add_to_cart", from);
     if (!state.cart.includes(itemId)) state.cart.push(itemId);
     $("cart-count").textContent = state.cart.length;
-    status(`Added ${itemId} to the cart`);
+    status(`Added ${state.titles[itemId] || itemId} to the cart`);
     await refresh();
   } catch (err) { status(err.message, true); }
 }
@@ -123,8 +130,13 @@ async function renderCart() {
   const ul = $("cart-lines");
   ul.replaceChildren(...state.cart.map((id) => {
     const li = document.createElement("li");
-    li.textContent = id;
+    li.textContent = state.titles[id] || id;
+    const ref = document.createElement("span");
+    ref.className = "muted";
+    ref.textContent = ` · ${id}`;
+    li.append(ref);
     li.dataset.itemId = id;
+    li.dataset.testid = "cart-line";
     return li;
   }));
   if (!state.cart.length) ul.textContent = "The cart is empty.";
