@@ -128,7 +128,7 @@ end
 class Server:
     """``shoprec serve`` in a subprocess on a free port."""
 
-    def __init__(self, models: Path, workdir: Path) -> None:
+    def __init__(self, models: Path, workdir: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
@@ -136,7 +136,10 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shoprec", "serve", "--model", str(models), "--store",
              f"sqlite:///{workdir / 'events.db'}", "--port", str(self.port), "--api-key", API_KEY,
-             "--public-key", API_KEY + "-pub"], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+             "--public-key", API_KEY + "-pub", "--workers", str(workers)]
+            + (["--state-bus", "redis://127.0.0.1:6379/0"] if workers > 1 else []),
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.workers = workers
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 600) -> None:
@@ -155,9 +158,11 @@ class Server:
         raise RuntimeError("server not ready in time")
 
     def rss_gib(self) -> float:
+        """Resident memory of the server (all its worker processes)."""
         import psutil
 
-        return psutil.Process(self.proc.pid).memory_info().rss / 2**30
+        proc = psutil.Process(self.proc.pid)
+        return sum(p.memory_info().rss for p in [proc] + proc.children(recursive=True)) / 2**30
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -215,11 +220,12 @@ def event_to_effect(server: Server, models: Path, n: int = 100) -> dict:
             "max_ms": float(lat_ms.max()) if seen else None}
 
 
-def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: int, effect: bool) -> dict:
+def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: int, effect: bool,
+               workers: int = 1) -> dict:
     models = trained(n_items, scenarios)
     training = json.loads((models / "training.json").read_text())
     work = Path(tempfile.mkdtemp(prefix="shoprec-serve-"))
-    server = Server(models, work)
+    server = Server(models, work, workers)
     try:
         rss_idle = server.rss_gib()
         rows = []
@@ -248,7 +254,7 @@ def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: i
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    return {"n_items": n_items, "n_events": training["n_events"], "n_users": training["n_users"],
+    return {"n_items": n_items, "workers": workers, "n_events": training["n_events"], "n_users": training["n_users"],
             "train_seconds": round(training["seconds"], 1), "rss_gib_idle": round(rss_idle, 3),
             "rss_gib_after": round(rss, 3), "rows": rows}
 
@@ -261,6 +267,8 @@ def main(argv=None) -> None:
                     help="catalogue sizes for the home latency / memory curve ('' = skip)")
     ap.add_argument("--duration", type=int, default=60)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="server processes (more than one shares the online state through Redis)")
     ap.add_argument("--write-only", action="store_true")
     args = ap.parse_args(argv)
     if not args.write_only:
@@ -270,14 +278,16 @@ def main(argv=None) -> None:
         meta = {"date": date.today().isoformat(),
                 "machine": f"2 cores, 24 GiB, {platform.machine()}, Python {platform.python_version()}",
                 "duration_s": args.duration, "concurrency": args.concurrency,
-                "load": "wrk 4.1 (1 thread), closed loop, loopback; server: `shoprec serve`, 1 process, "
-                        "SQLite store"}
+                "load": f"wrk 4.1 (1 thread), closed loop, loopback; server: `shoprec serve`, {args.workers} "
+                        f"process(es), SQLite store" + (", Redis state bus" if args.workers > 1 else "")}
         if args.scenarios:
-            main_run = bench_size(args.items, args.scenarios.split(","), args.duration, args.concurrency, True)
+            main_run = bench_size(args.items, args.scenarios.split(","), args.duration, args.concurrency, True,
+                                  args.workers)
             (RESULTS / "serve-main.json").write_text(json.dumps({**meta, **main_run}, indent=2))
         if args.scaling:
             sizes = [int(x) for x in args.scaling.split(",") if x]
-            runs = [bench_size(n, ["home"], min(args.duration, 30), args.concurrency, False) for n in sizes]
+            runs = [bench_size(n, ["home"], min(args.duration, 30), args.concurrency, False, args.workers)
+                    for n in sizes]
             (RESULTS / "serve-scaling.json").write_text(json.dumps({**meta, "runs": runs}, indent=2))
     from benchmarks_md import render
 

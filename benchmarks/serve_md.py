@@ -21,7 +21,7 @@ def serve_lines() -> list[str]:
     if not main_p.exists():
         return lines + ["_not run yet_", ""]
     d = json.loads(main_p.read_text())
-    lines += [f"Measured {d['date']} on {d['machine']}; {d['n_items']:,} items, {d['n_users']:,} users, "
+    lines += [f"Measured {d['date']} on {d['machine']}; {d['load']}; {d['n_items']:,} items, {d['n_users']:,} users, "
               f"{d['n_events']:,} training events; {d['concurrency']} connections for {d['duration_s']} s per "
               f"scenario. Server memory {d['rss_gib_after']:.2f} GiB (all three scenarios loaded).", "",
               "| scenario | requests/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | socket errors |",
