@@ -116,6 +116,31 @@ class EASEStrategy(Strategy):
                                             len(self.items_))
         return out
 
+    def top_anchor(self, queries: Queries, item_idx: np.ndarray) -> np.ndarray:
+        """For each recommended item the history item with the largest ``h(q, i) · B[i, j]``; -1 when
+        none is positive (or the item is outside EASE's items)."""
+        item_idx = np.asarray(item_idx)
+        n, k = item_idx.shape
+        out = np.full((n, k), -1, dtype=np.int32)
+        h = self.history(queries)
+        pos = np.full(self.n_items_, -1, np.int64)
+        pos[self.items_] = np.arange(len(self.items_))
+        for r in range(n):
+            lo, hi = h.indptr[r], h.indptr[r + 1]
+            row = item_idx[r]
+            col = np.where((row >= 0) & (row < self.n_items_), pos[np.clip(row, 0, self.n_items_ - 1)], -1)
+            hist = h.indices[lo:hi]
+            hp = pos[hist]
+            keep = hp >= 0
+            ok = col >= 0
+            if not keep.any() or not ok.any():
+                continue
+            contrib = self.weights_[hp[keep]][:, col[ok]] * h.data[lo:hi][keep, None]
+            best = contrib.argmax(axis=0)
+            good = contrib[best, np.arange(contrib.shape[1])] > 0
+            out[r, np.flatnonzero(ok)[good]] = hist[keep][best[good]]
+        return out
+
     def _state(self) -> dict[str, Any]:
         return {"items_": self.items_, "weights_": self.weights_}
 

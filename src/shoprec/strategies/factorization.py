@@ -33,6 +33,29 @@ class BPRConfig(StrategyConfig):
                              "SGD, so results are bit-reproducible only with 1 thread.")
 
 
+def factor_anchor(history: sp.csr_matrix, item_factors: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+    """Per query and recommended item, the history item whose factor is closest to the item's
+    (``argmax_i h(q, i) · v_i·v_j``, positive only): what "because you showed interest in …" points
+    to for a factor model. -1 where none is positive or the item has no factor."""
+    item_idx = np.asarray(item_idx)
+    n, k = item_idx.shape
+    out = np.full((n, k), -1, dtype=np.int32)
+    h = sp.csr_matrix(history)
+    m = len(item_factors)
+    for r in range(n):
+        lo, hi = h.indptr[r], h.indptr[r + 1]
+        row = item_idx[r]
+        ok = (row >= 0) & (row < m)
+        if lo == hi or not ok.any():
+            continue
+        hist = h.indices[lo:hi]
+        contrib = (item_factors[hist] @ item_factors[row[ok]].T) * h.data[lo:hi, None]
+        best = contrib.argmax(axis=0)
+        good = contrib[best, np.arange(contrib.shape[1])] > 0
+        out[r, np.flatnonzero(ok)[good]] = hist[best[good]]
+    return out
+
+
 def _changed_rows(queries: Queries) -> np.ndarray:
     """Queries whose user is unknown or who bring items the model has not seen."""
     return (queries.user_idx < 0) | (queries.items.lengths > 0) | (queries.basket.lengths > 0)
@@ -78,6 +101,10 @@ class ALSStrategy(Strategy):
 
     def _score(self, queries: Queries) -> np.ndarray:
         return self._user_vectors(queries) @ self.item_factors_.T
+
+    def top_anchor(self, queries: Queries, item_idx: np.ndarray) -> np.ndarray:
+        """The history item whose factor is closest to each recommended item's (see factor_anchor)."""
+        return factor_anchor(self.history(queries), self.item_factors_, item_idx)
 
     def _state(self) -> dict[str, Any]:
         return {"user_factors_": self.user_factors_, "item_factors_": self.item_factors_}

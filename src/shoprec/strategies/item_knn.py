@@ -28,6 +28,13 @@ class ItemKNNConfig(StrategyConfig):
     bm25_k1: float = Field(default=1.2, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
     block_size: int = Field(default=1024, ge=1, description="Items per block when computing similarities.")
+    candidate_fanout: int | None = Field(
+        default=None, ge=1,
+        description="Serving: the scenario pipeline's candidates sum, per history item, only its "
+                    "`candidate_fanout` most similar items (the item-to-item lookup of production systems) "
+                    "instead of the full product, whose rows are nearly dense on large catalogues (a "
+                    "popular item neighbours most others). Evaluation (`recommend`) stays exact; None = "
+                    "exact candidates too.")
 
 
 def bm25_weight(x: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:
@@ -182,8 +189,26 @@ class ItemKNNStrategy(Strategy):
         return sp.csr_matrix(out)
 
     def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k of the sparse product ``history @ sim`` (positive scores only), no dense row."""
-        return sparse_topk(self._product(self.history(queries)), k, allowed)
+        """Top-k of the sparse product ``history @ sim`` (positive scores only), no dense row; with
+        ``candidate_fanout``, only items among some history item's closest contribute candidates."""
+        h = self.history(queries)
+        fan = self.config.candidate_fanout
+        if fan is None:
+            return sparse_topk(self._product(h), k, allowed)
+        scores = h @ self._fanout(fan)
+        live = getattr(self, "live_", None)
+        if live is not None and not live.empty:
+            scores = scores + live.product(h)
+        return sparse_topk(sp.csr_matrix(scores), k, allowed)
+
+    def _fanout(self, fan: int) -> sp.csr_matrix:
+        """Each item's ``fan`` most similar items (row i: targets j by sim(i, j)), cached."""
+        got = getattr(self, "_fanout_", None)
+        if got is None or got[0] != fan or got[1].shape != self.similarity_.shape:
+            r, c, v = sparse_topk_rows(self.similarity_, fan)
+            m = sp.csr_matrix((v, (r, c)), shape=self.similarity_.shape, dtype=np.float32)
+            self._fanout_ = got = (fan, m)
+        return got[1]
 
     def top_anchor(self, queries: Queries, item_idx: np.ndarray) -> np.ndarray:
         """For each recommended item (``item_idx`` (n, k), -1 padded), the history item that
@@ -217,6 +242,7 @@ class ItemKNNStrategy(Strategy):
             sim.resize((n_items, n_items))
             self.similarity_ = sim
             self._by_target_ = None
+            self._fanout_ = None
             if hasattr(self, "norms_"):
                 self.norms_ = np.concatenate([self.norms_, np.zeros(n_items - len(self.norms_), np.float32)])
             if getattr(self, "live_", None) is not None:
