@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,6 +20,14 @@ class ALSConfig(StrategyConfig):
     iterations: int = Field(default=15, ge=1)
     seed: int = 42
     num_threads: int = Field(default=0, ge=0, description="0 = all cores.")
+    candidate_index: Literal["exact", "hnsw"] = Field(
+        default="exact",
+        description="Serving: how the scenario pipeline finds each request's candidates. exact = every "
+                    "item's score (a dense row per request); hnsw = an HNSW graph over the item factors "
+                    "(hnswlib, inner product; built at fit and saved with the model), which reads a few "
+                    "thousand items instead of all. Evaluation (`recommend`) stays exact.")
+    hnsw_m: int = Field(default=16, ge=4, description="HNSW: links per node.")
+    hnsw_ef: int = Field(default=200, ge=10, description="HNSW: candidate list size at query time (≥ 2k).")
 
 
 class BPRConfig(StrategyConfig):
@@ -79,6 +87,8 @@ class ALSStrategy(Strategy):
             model.fit(self.user_items_, show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        if cfg.candidate_index == "hnsw":
+            self._hnsw_index_ = _build_hnsw(self.item_factors_, cfg)
 
     def _user_vectors(self, queries: Queries) -> np.ndarray:
         known = np.maximum(queries.user_idx, 0)
@@ -106,12 +116,105 @@ class ALSStrategy(Strategy):
         """The history item whose factor is closest to each recommended item's (see factor_anchor)."""
         return factor_anchor(self.history(queries), self.item_factors_, item_idx)
 
+    # ------------------------------------------------------------------ serving
+    def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """With ``candidate_index = "hnsw"``: the approximate top inner products from the HNSW graph,
+        the first ``k`` allowed of them; requests the graph cannot fill (heavy filters) take the
+        exact path."""
+        if self.config.candidate_index != "hnsw" or k >= self.n_items_:
+            return super().candidates(queries, k, allowed)
+        index = self._hnsw()
+        vecs = self._user_vectors(queries).astype(np.float32)
+        want = min(self.n_items_, 2 * k + 32)
+        index.set_ef(max(self.config.hnsw_ef, want))
+        labels, dist = index.knn_query(vecs, k=want, num_threads=1)
+        labels = labels.astype(np.int64)
+        scores = (1.0 - dist).astype(np.float32)    # hnswlib's "ip" distance is 1 − dot
+        ok = np.take_along_axis(allowed, labels, axis=1)
+        n = len(queries)
+        idx = np.full((n, k), -1, np.int32)
+        val = np.full((n, k), -np.inf, np.float32)
+        enough = ok.sum(axis=1) >= k
+        if enough.any():
+            rows = np.flatnonzero(enough)
+            first = np.argsort(~ok[rows], axis=1, kind="stable")[:, :k]
+            lab = np.take_along_axis(labels[rows], first, axis=1)
+            sc = np.take_along_axis(scores[rows], first, axis=1)
+            order = np.lexsort((lab, -sc), axis=1)
+            idx[rows] = np.take_along_axis(lab, order, axis=1)
+            val[rows] = np.take_along_axis(sc, order, axis=1)
+        if not enough.all():
+            rows = np.flatnonzero(~enough)
+            idx[rows], val[rows] = super().candidates(queries.take(rows), k, allowed[rows])
+        return idx, val
+
+    def _hnsw(self):
+        index = getattr(self, "_hnsw_index_", None)
+        if index is None:
+            index = self._hnsw_index_ = _build_hnsw(self.item_factors_, self.config)
+        return index
+
     def _state(self) -> dict[str, Any]:
-        return {"user_factors_": self.user_factors_, "item_factors_": self.item_factors_}
+        state = {"user_factors_": self.user_factors_, "item_factors_": self.item_factors_}
+        if self.config.candidate_index == "hnsw":
+            state["hnsw_"] = _hnsw_bytes(self._hnsw())
+        return state
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
         self.user_factors_ = state["user_factors_"]
         self.item_factors_ = state["item_factors_"]
+        if "hnsw_" in state:
+            self._hnsw_index_ = _hnsw_from_bytes(np.asarray(state["hnsw_"]), self.item_factors_.shape)
+
+
+def _hnswlib():
+    try:
+        import hnswlib
+    except ImportError:
+        from ..exceptions import ConfigError
+
+        raise ConfigError('candidate_index = "hnsw" needs hnswlib: pip install "shoprec[ann]"') from None
+    return hnswlib
+
+
+def _build_hnsw(factors: np.ndarray, cfg: ALSConfig):
+    """An HNSW graph (inner product) over the item factors, built with the fit's seed."""
+    hnswlib = _hnswlib()
+    n, dim = factors.shape
+    index = hnswlib.Index(space="ip", dim=dim)
+    index.init_index(max_elements=n, ef_construction=max(100, cfg.hnsw_ef), M=cfg.hnsw_m, random_seed=cfg.seed)
+    index.add_items(np.ascontiguousarray(factors, dtype=np.float32), np.arange(n), num_threads=max(cfg.num_threads, 0) or -1)
+    return index
+
+
+def _hnsw_bytes(index) -> np.ndarray:
+    """The graph as bytes (hnswlib's own file format, not a pickle)."""
+    import os
+    import tempfile
+
+    fd, path = tempfile.mkstemp(suffix=".hnsw")
+    os.close(fd)
+    try:
+        index.save_index(path)
+        return np.fromfile(path, dtype=np.uint8)
+    finally:
+        os.unlink(path)
+
+
+def _hnsw_from_bytes(data: np.ndarray, shape: tuple[int, int]):
+    import os
+    import tempfile
+
+    hnswlib = _hnswlib()
+    fd, path = tempfile.mkstemp(suffix=".hnsw")
+    os.close(fd)
+    try:
+        data.astype(np.uint8).tofile(path)
+        index = hnswlib.Index(space="ip", dim=shape[1])
+        index.load_index(path, max_elements=shape[0])
+        return index
+    finally:
+        os.unlink(path)
 
 
 @register
