@@ -54,7 +54,10 @@ def trained(n_items: int, scenarios: list[str]) -> Path:
 
     from shoprec.service.training import train
 
-    key = f"serve-{n_items}-{'-'.join(scenarios)}"
+    import hashlib
+
+    digest = hashlib.sha1(HOME_TOML.read_bytes() + (ROOT / "benchmarks" / "synthetic_shop.py").read_bytes()).hexdigest()[:8]
+    key = f"serve-{n_items}-{'-'.join(scenarios)}-{digest}"   # retrained when the home config or the shop changes
     models = CACHE / key
     if (models / "CURRENT").is_file():
         return models

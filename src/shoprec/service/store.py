@@ -443,12 +443,20 @@ class SQLiteStore(EventStore):
 
 # --------------------------------------------------------------------------- factory
 def open_store(url: str | Path) -> EventStore:
-    """An event store by URL: ``sqlite:///path`` or a path (SQLite), ``postgresql://…`` (PostgreSQL)."""
+    """An event store by URL: ``sqlite:///path`` or a path (SQLite), ``postgresql://…`` (PostgreSQL;
+    ``?schema=name`` picks the schema, default ``shoprec``)."""
     text = str(url)
     if text.startswith(("postgresql://", "postgres://")):
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
         from .store_postgres import PostgresStore
 
-        return PostgresStore(text)
+        # ?schema=name picks the schema (default "shoprec"); libpq would reject the parameter
+        parts = urlsplit(text)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        schema = next((v for k, v in query if k == "schema"), "shoprec")
+        rest = urlencode([(k, v) for k, v in query if k != "schema"])
+        return PostgresStore(urlunsplit(parts._replace(query=rest)), schema=schema)
     if text.startswith("sqlite:///"):
         return SQLiteStore(text[len("sqlite:///"):])
     if "://" in text:
