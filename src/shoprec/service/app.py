@@ -243,6 +243,10 @@ def _validation_message(exc: RequestValidationError) -> str:
         msg = err.get("msg", "invalid")
         if err.get("type") == "extra_forbidden":
             msg = "unknown field"
+        if err.get("type") == "json_invalid":
+            where = err.get("loc", ("body", "?"))[-1]
+            parts.append(f"body: not valid JSON (at character {where}: {err.get('ctx', {}).get('error', msg)})")
+            continue
         parts.append(f"{loc or 'body'}: {msg}")
     return "; ".join(parts[:10]) + (f" (and {len(parts) - 10} more)" if len(parts) > 10 else "")
 

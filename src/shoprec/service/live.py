@@ -36,6 +36,8 @@ from .store import EventRecord, EventStore, ImpressionRecord, ItemRecord
 
 log = logging.getLogger(__name__)
 
+#: canonical behaviour name → code (names are canonical once validated by the API)
+_BEHAVIOUR_CODE = {b.name.lower(): int(b) for b in Behaviour}
 #: behaviours that put an item in the visitor's recent history
 _HISTORY = {"view", "click", "favourite", "add_to_cart", "purchase", "rating", "interaction"}
 
@@ -386,11 +388,17 @@ class Engine:
         if known.any():
             sel = np.flatnonzero(known)
             users = rec.data_.users.to_index([fresh[i].user_id or "" for i in sel], missing=-1)
-            beh = np.array([int(Behaviour.parse(fresh[i].behaviour)) for i in sel], np.int8)
+            beh = np.array([_BEHAVIOUR_CODE.get(fresh[i].behaviour, int(Behaviour.INTERACTION)) for i in sel], np.int8)
             ts = np.array([fresh[i].timestamp for i in sel], np.float64)
-            ctx_lists = [items.to_index(contexts[i], missing=-1) if contexts[i] else np.zeros(0, np.int32)
-                         for i in sel]
-            ctx = Ragged.from_lists([c[c >= 0] for c in ctx_lists])
+            # the contexts of the whole batch in one id lookup
+            lengths = np.array([len(contexts[i]) for i in sel], np.int64)
+            flat = [x for i in sel for x in contexts[i]]
+            codes = items.to_index(flat, missing=-1) if flat else np.zeros(0, np.int32)
+            keep = codes >= 0
+            counts = np.bincount(np.repeat(np.arange(len(sel)), lengths)[keep], minlength=len(sel))
+            indptr = np.zeros(len(sel) + 1, np.int64)
+            np.cumsum(counts, out=indptr[1:])
+            ctx = Ragged(indptr, codes[keep].astype(np.int32))
             rec.observe(LiveEvents(users.astype(np.int32), item_idx[sel].astype(np.int32), beh, ts, ctx))
         return {"applied": len(fresh), "unknown_items": n_unknown}
 

@@ -341,6 +341,7 @@ class _ContentStrategy(Strategy):
         """Each query's history weights ``w(q, i)``: behaviour weight × ``recency_decay ** age``,
         rows scaled to sum 1 (empty rows stay empty). See the module docstring."""
         cfg = self.config
+        queries = queries.within(self.n_items_)
         n, n_items = len(queries), self.n_items_
         h = self.history(queries)
         cur = np.asarray(queries.current_item)

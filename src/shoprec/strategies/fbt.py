@@ -241,6 +241,7 @@ class FBTStrategy(Strategy):
         a known user's recent items ``history_weight``; an item in several roles takes the largest."""
         self._check_fitted()
         cfg = self.config
+        queries = queries.within(self.n_items_)  # items added after fit anchor nothing
         n, n_items = len(queries), self.n_items_
         a = queries.basket.to_csr(n_items, binary=True)
         cur = queries.current_item >= 0
