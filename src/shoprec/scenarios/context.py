@@ -14,6 +14,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..exceptions import RequestError
 
 
+#: the unix seconds a timestamp may have (1970 … year 5138), for events and requests alike
+MAX_UNIX = 1e11
+
+
+def check_time(v: float | datetime | None) -> float | datetime | None:
+    """A timestamp in 0 … 1e11 unix seconds; a date outside that (``0001-01-01``, whose unix time
+    cannot even be computed in some time zones) is an error, not a 500 later."""
+    if v is None:
+        return v
+    try:
+        seconds = v.timestamp() if isinstance(v, datetime) else float(v)
+    except (ValueError, OverflowError, OSError):
+        seconds = float("nan")
+    if not (0 <= seconds < MAX_UNIX):
+        raise ValueError("timestamp must be unix seconds (0 … 1e11) or ISO 8601 text from 1970 on")
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -53,6 +71,11 @@ class RequestContext(_Strict):
         default_factory=dict, description="User attributes for new users (gender, age, occupation, …).")
     k: int | None = Field(default=None, ge=1, le=1000, description="How many items; default: the scenario's K.")
     filters: Filters = Field(default_factory=Filters)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp(cls, v: float | datetime | None) -> float | datetime | None:
+        return check_time(v)
 
     @classmethod
     def parse(cls, raw: "RequestContext | dict[str, Any] | None") -> "RequestContext":

@@ -8,27 +8,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..data import Behaviour
-from ..scenarios.context import RequestContext, SessionEvent
+from ..scenarios.context import RequestContext, SessionEvent, check_time
 
 _ID = Field(min_length=1, max_length=256)
-#: the unix seconds a timestamp may have (1970 … year 5138), for events and requests alike
-_MAX_UNIX = 1e11
-
-
-def _check_time(v: float | datetime | None) -> float | datetime | None:
-    """A timestamp in 0 … 1e11 unix seconds; a date outside that (``0001-01-01``, whose unix time
-    cannot even be computed in some time zones) is an error, not a 500 later."""
-    if v is None:
-        return v
-    try:
-        seconds = v.timestamp() if isinstance(v, datetime) else float(v)
-    except (ValueError, OverflowError, OSError):
-        seconds = float("nan")
-    if not (0 <= seconds < _MAX_UNIX):
-        raise ValueError("timestamp must be unix seconds (0 … 1e11) or ISO 8601 text from 1970 on")
-    return v
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -45,11 +27,6 @@ class RecommendationRequest(RequestContext):
     basket: list[str] = Field(default_factory=list, max_length=200, description="Item ids in the cart.")
     query: str | None = Field(default=None, max_length=1000, description="Search text.")
     k: int | None = Field(default=None, ge=1, le=200, description="How many items; default: the scenario's K.")
-
-    @field_validator("timestamp")
-    @classmethod
-    def _timestamp(cls, v: float | datetime | None) -> float | datetime | None:
-        return _check_time(v)
 
     def context(self) -> dict[str, Any]:
         """The domain request context (without the service-only fields)."""
@@ -109,7 +86,7 @@ class EventIn(_Strict):
     @field_validator("timestamp")
     @classmethod
     def _timestamp(cls, v: float | datetime | None) -> float | datetime | None:
-        return _check_time(v)
+        return check_time(v)
 
     @model_validator(mode="after")
     def _whose(self) -> "EventIn":
