@@ -1,7 +1,7 @@
 """The serving benchmark: the HTTP service under load from a separate process, on loopback.
 
     python benchmarks/serve.py                                  # 100k items: home, item_page, cart; scaling
-    python benchmarks/serve.py --items 100000 --scenarios home --duration 60
+    python benchmarks/serve.py --items 100000 --scenarios "home;item_page,cart" --duration 60 --workers 2
     python benchmarks/serve.py --scaling 10000,100000,1000000   # home latency and memory vs catalogue size
     python benchmarks/serve.py --write-only                     # re-render BENCHMARKS.md
 
@@ -56,8 +56,10 @@ def trained(n_items: int, scenarios: list[str]) -> Path:
 
     import hashlib
 
-    digest = hashlib.sha1(HOME_TOML.read_bytes() + (ROOT / "benchmarks" / "synthetic_shop.py").read_bytes()).hexdigest()[:8]
-    key = f"serve-{n_items}-{'-'.join(scenarios)}-{digest}"   # retrained when the home config or the shop changes
+    # retrained when the shop generator or (for home) the benchmark's home config changes
+    digest = hashlib.sha1((ROOT / "benchmarks" / "synthetic_shop.py").read_bytes()
+                          + (HOME_TOML.read_bytes() if "home" in scenarios else b"")).hexdigest()[:8]
+    key = f"serve-{n_items}-{'-'.join(scenarios)}-{digest}"
     models = CACHE / key
     if (models / "CURRENT").is_file():
         return models
@@ -223,6 +225,37 @@ def event_to_effect(server: Server, models: Path, n: int = 100) -> dict:
             "max_ms": float(lat_ms.max()) if seen else None}
 
 
+def agreement(models: Path, scenario: str, n: int = 1000) -> dict | None:
+    """How often the served answers (serving indexes: HNSW for ALS, fanout for item-kNN) agree with
+    exact candidates: the mean overlap of the top-10 lists of ``n`` requests, and the share of
+    identical lists. None when the scenario uses no serving index."""
+    from shoprec.scenarios import Recommender, RequestContext
+    from shoprec.service.app import resolve_model
+
+    rec = Recommender.load(resolve_model(models))
+    approx = [m for m in rec.models() if getattr(m.config, "candidate_index", "exact") == "hnsw"
+              or getattr(m.config, "candidate_fanout", None) is not None]
+    if not approx:
+        return None
+    ctxs = [RequestContext.parse(b) for b in request_bodies(models, scenario, n, seed=2)]
+
+    def answers() -> list[list[str]]:
+        out = []
+        for s in range(0, len(ctxs), 64):
+            out += [[it["item_id"] for it in r["items"]] for r in rec.recommend_raw(scenario, ctxs[s:s + 64])]
+        return out
+
+    served = answers()
+    for m in approx:
+        m.config = m.config.model_copy(update={"candidate_index": "exact"} if hasattr(m.config, "candidate_index")
+                                       else {"candidate_fanout": None})
+    exact = answers()
+    overlap = [len(set(a) & set(b)) / max(len(b), 1) for a, b in zip(served, exact)]
+    return {"requests": n, "top10_overlap": round(float(np.mean(overlap)), 4),
+            "identical_lists": round(float(np.mean([a == b for a, b in zip(served, exact)])), 4),
+            "indexes": [m.name for m in approx]}
+
+
 def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: int, effect: bool,
                workers: int = 1) -> dict:
     models = trained(n_items, scenarios)
@@ -257,6 +290,10 @@ def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: i
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+    for row in rows:
+        agree = agreement(models, row["scenario"])
+        if agree is not None:
+            row["agreement_with_exact"] = agree
     return {"n_items": n_items, "workers": workers, "n_events": training["n_events"], "n_users": training["n_users"],
             "train_seconds": round(training["seconds"], 1), "rss_gib_idle": round(rss_idle, 3),
             "rss_gib_after": round(rss, 3), "rows": rows}
@@ -265,7 +302,8 @@ def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: i
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=100_000)
-    ap.add_argument("--scenarios", default="home,item_page,cart")
+    ap.add_argument("--scenarios", default="home;item_page,cart",
+                    help="scenario groups (';' between groups): each group is one model and one server")
     ap.add_argument("--scaling", default="10000,100000,1000000",
                     help="catalogue sizes for the home latency / memory curve ('' = skip)")
     ap.add_argument("--duration", type=int, default=60)
@@ -284,8 +322,11 @@ def main(argv=None) -> None:
                 "load": f"wrk 4.1 (1 thread), closed loop, loopback; server: `shoprec serve`, {args.workers} "
                         f"process(es), SQLite store" + (", Redis state bus" if args.workers > 1 else "")}
         if args.scenarios:
-            main_run = bench_size(args.items, args.scenarios.split(","), args.duration, args.concurrency, True,
-                                  args.workers)
+            groups = [g.split(",") for g in args.scenarios.split(";") if g]
+            runs = [bench_size(args.items, g, args.duration, args.concurrency, i == 0, args.workers)
+                    for i, g in enumerate(groups)]
+            main_run = {**runs[0], "rows": [r for run in runs for r in run["rows"]],
+                        "rss_gib_by_group": {",".join(g): run["rss_gib_after"] for g, run in zip(groups, runs)}}
             (RESULTS / "serve-main.json").write_text(json.dumps({**meta, **main_run}, indent=2))
         if args.scaling:
             sizes = [int(x) for x in args.scaling.split(",") if x]
