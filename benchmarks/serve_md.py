@@ -44,7 +44,8 @@ def _main_lines(d: dict, scale_p: Path, lines: list[str]) -> tuple[list[str], li
                      f"{r['max_ms']:.1f} | {r['non_2xx']} | {r['socket_errors']} | {agree} |")
     e2e = next((r["event_to_effect_under_load"] for r in d["rows"] if "event_to_effect_under_load" in r), None)
     if e2e:
-        lines += ["", f"Event to effect, under the {d['rows'][0]['scenario']} load: {e2e['reflected']} of "
+        loaded = next(r["scenario"] for r in d["rows"] if "event_to_effect_under_load" in r)
+        lines += ["", f"Event to effect, under the {loaded} load: {e2e['reflected']} of "
                   f"{e2e['trials']} `add_to_cart` events were reflected by the very next cart request (the item "
                   f"left out of the list and named as the anchor of a reason); from the event's 2xx to that "
                   f"answer: p50 {e2e['p50_ms']:.1f} ms, p99 {e2e['p99_ms']:.1f} ms, max {e2e['max_ms']:.1f} ms."]
