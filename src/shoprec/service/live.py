@@ -181,9 +181,20 @@ class Engine:
             n_items, n_events = self.replay(self.rec, self.state, self.trained_through_seq,
                                             self.trained_through_item_seq)
             log.info("replayed %d item changes and %d events from %s", n_items, n_events, self.store.url)
+        self.warm_up(self.rec)
         self._thread = threading.Thread(target=self._run, name="shoprec-engine", daemon=True)
         self._thread.start()
         self.ready = True
+
+    @staticmethod
+    def warm_up(rec: Recommender) -> None:
+        """One request per scenario before serving, so lazily built structures are not built on a
+        customer's request."""
+        for scenario in rec.pipelines:
+            try:
+                rec.recommend_raw(scenario, [RequestContext()])
+            except Exception:  # noqa: BLE001 - a warm-up failure shows on the first real request
+                log.exception("warm-up of %s failed", scenario)
 
     def stop(self) -> None:
         if self._thread is not None:
@@ -414,7 +425,8 @@ class Engine:
     # ------------------------------------------------------------------ model swap
     def prepare(self, rec: Recommender, manifest: dict) -> "PreparedModel":
         """Bring a newly loaded model up to the store's present, off the engine thread: replay the
-        item changes and events it was not trained on."""
+        item changes and events it was not trained on, warm it up."""
+        self.warm_up(rec)
         meta = manifest.get("meta", {})
         scratch = LiveState()
         until = 0

@@ -145,6 +145,14 @@ class ItemKNNStrategy(Strategy):
         if cfg.similarity == "bm25":
             x = bm25_weight(x, cfg.bm25_k1, cfg.bm25_b)
         self.similarity_ = self._similarity(sp.csr_matrix(x, dtype=np.float32))
+        self._prepare_serving()
+
+    def _prepare_serving(self) -> None:
+        """The serving structures, built once (not on a first request): the transpose behind the
+        reasons' anchors and, with ``candidate_fanout``, each item's closest items."""
+        self._by_target()
+        if self.config.candidate_fanout is not None:
+            self._fanout(self.config.candidate_fanout)
 
     def _similarity(self, x: sp.csr_matrix) -> sp.csr_matrix:
         cfg = self.config
@@ -202,13 +210,15 @@ class ItemKNNStrategy(Strategy):
         return sparse_topk(sp.csr_matrix(scores), k, allowed)
 
     def _fanout(self, fan: int) -> sp.csr_matrix:
-        """Each item's ``fan`` most similar items (row i: targets j by sim(i, j)), cached."""
-        got = getattr(self, "_fanout_", None)
-        if got is None or got[0] != fan or got[1].shape != self.similarity_.shape:
+        """Each item's ``fan`` most similar items (row i: targets j by sim(i, j)): computed at fit
+        and saved with the model when ``candidate_fanout`` is set (a sort of every stored similarity:
+        a minute at 1M items), else on first use."""
+        got = getattr(self, "fanout_", None)
+        if got is None or got.shape != self.similarity_.shape or getattr(self, "fanout_k_", None) != fan:
             r, c, v = sparse_topk_rows(self.similarity_, fan)
-            m = sp.csr_matrix((v, (r, c)), shape=self.similarity_.shape, dtype=np.float32)
-            self._fanout_ = got = (fan, m)
-        return got[1]
+            self.fanout_ = got = sp.csr_matrix((v, (r, c)), shape=self.similarity_.shape, dtype=np.float32)
+            self.fanout_k_ = fan
+        return got
 
     def top_anchor(self, queries: Queries, item_idx: np.ndarray) -> np.ndarray:
         """For each recommended item (``item_idx`` (n, k), -1 padded), the history item that
@@ -242,7 +252,7 @@ class ItemKNNStrategy(Strategy):
             sim.resize((n_items, n_items))
             self.similarity_ = sim
             self._by_target_ = None
-            self._fanout_ = None
+            self.fanout_ = None
             if hasattr(self, "norms_"):
                 self.norms_ = np.concatenate([self.norms_, np.zeros(n_items - len(self.norms_), np.float32)])
             if getattr(self, "live_", None) is not None:
@@ -254,9 +264,16 @@ class ItemKNNStrategy(Strategy):
         state = {"similarity_": self.similarity_}
         if hasattr(self, "norms_"):
             state["norms_"] = self.norms_
+        if self.config.candidate_fanout is not None:
+            state["fanout_"] = self._fanout(self.config.candidate_fanout)
+            state["fanout_k_"] = self.config.candidate_fanout
         return state
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
         self.similarity_ = state["similarity_"]
         if "norms_" in state:
             self.norms_ = np.asarray(state["norms_"], np.float32)
+        if "fanout_" in state:
+            self.fanout_ = sp.csr_matrix(state["fanout_"], dtype=np.float32)
+            self.fanout_k_ = int(state["fanout_k_"])
+        self._prepare_serving()
