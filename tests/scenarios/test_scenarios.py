@@ -185,6 +185,24 @@ def test_weighted_and_rrf_fusion_combine_strategies():
     assert both.mean() > 0.5
 
 
+def test_variants_share_candidates_and_equal_one_method_at_a_time():
+    data = tiny_shop()
+    cfg = scenario_from_dict({"scenario": {"name": "home", "k": 5},
+                              "strategies": [{"name": "item_knn"}, {"name": "popularity", "weight": 0.5}],
+                              "rules": {"exclude_history": "all"}, "diversity": {"method": "mmr", "pool": 8}})
+    pipe = ScenarioPipeline(cfg).fit(data)
+    pipe.block_cells = 7 * data.n_items          # several blocks
+    q = Queries.for_users(np.arange(20))
+    methods = ["item_knn", "popularity", "weighted", "rrf", None]
+    many = pipe.recommend_variants(q, methods)
+    for method in methods:
+        one = pipe.recommend(q, method=method)
+        np.testing.assert_array_equal(many[method].item_idx, one.item_idx)
+        np.testing.assert_array_equal(many[method].scores, one.scores)
+        np.testing.assert_array_equal(many[method].sources, one.sources)
+    assert set(np.unique(many["popularity"].sources)) <= {0, 2, 4}   # its own bit (or a fallback's)
+
+
 def test_ranker_trains_on_validation_slice_and_ranks():
     data = tiny_shop(n_users=120, n_items=30)
     cfg = scenario_from_dict({"scenario": {"name": "home", "k": 5},

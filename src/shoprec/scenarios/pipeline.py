@@ -107,6 +107,11 @@ class Pairs:
     raw: np.ndarray          # float32 (M, S): raw score, nan where not proposed
     sources: np.ndarray      # int64 (M,) bitmask
 
+    def subset(self, mask: np.ndarray) -> "Pairs":
+        """The pairs where ``mask`` (bool (M,)) holds, in the same order."""
+        return Pairs(self.row[mask], self.item[mask], self.norm[mask], self.rank[mask], self.raw[mask],
+                     self.sources[mask])
+
 
 # --------------------------------------------------------------------------- the pipeline
 class ScenarioPipeline:
@@ -259,31 +264,59 @@ class ScenarioPipeline:
         ``method`` overrides the fusion method (``weighted``, ``rrf``, ``ranker``, or a strategy label
         to return that strategy alone under the same rules and fallback), for benchmarks.
         """
+        return self.recommend_variants(queries, [method], k, filters=filters, exclude=exclude)[method]
+
+    def recommend_variants(self, queries: Queries, methods: Sequence[str | None], k: int | None = None, *,
+                           filters: Sequence[RequestFilters | None] | None = None,
+                           exclude: sp.csr_matrix | None = None) -> dict[str | None, Recommendations]:
+        """:meth:`recommend` for several ``methods`` at once (None = the scenario's own): the rules
+        mask and every strategy's candidates are computed once per block and fused each way.
+
+        Each answer's ``timings`` are what that method alone would cost: ``candidates`` counts only
+        the strategies it uses (one for a single-strategy method), plus its own fusion and re-ranking.
+        """
         k = k or self.config.k
         n, m = len(queries), self.facts_.n_items
-        out_idx = np.full((n, k), -1, np.int32)
-        out_val = np.full((n, k), -np.inf, np.float32)
-        out_src = np.zeros((n, k), np.int64)
-        timings: dict[str, float] = {"candidates": 0.0, "fusion": 0.0, "rerank": 0.0}
+        methods = list(dict.fromkeys(methods))
+        outs = {meth: (np.full((n, k), -1, np.int32), np.full((n, k), -np.inf, np.float32),
+                       np.zeros((n, k), np.int64)) for meth in methods}
+        timings = {meth: {"candidates": 0.0, "fusion": 0.0, "rerank": 0.0} for meth in methods}
+        labels = [s.display for s in self.specs_]
+        only = {meth: labels.index(meth) if meth in labels else None for meth in methods}
+        needed = None if any(o is None for o in only.values()) else sorted(set(only.values()))
         step = max(1, self.block_cells // max(m, 1))
         for start in range(0, n, step):
             sel = np.arange(start, min(n, start + step))
             qb = queries.take(sel) if len(sel) < n else queries
             fb = None if filters is None else [filters[i] for i in sel]
             eb = None if exclude is None else exclude[sel]
-            idx, val, src = self._recommend_block(qb, k, fb, eb, method, timings)
-            out_idx[sel], out_val[sel], out_src[sel] = idx, val, src
-        return Recommendations(out_idx, out_val, out_src, self.labels, timings)
+            t0 = time.perf_counter()
+            allowed = self.allowed(qb, fb, eb)
+            rules_s = time.perf_counter() - t0
+            seconds: dict[int, float] = {}
+            pairs = self.candidate_pairs(qb, allowed, needed, seconds=seconds)
+            for meth in methods:
+                o = only[meth]
+                tm = timings[meth]
+                tm["candidates"] += rules_s + (seconds.get(o, 0.0) if o is not None else sum(seconds.values()))
+                idx, val, src = self._fuse_block(qb, k, pairs, allowed, meth, o, tm)
+                out_idx, out_val, out_src = outs[meth]
+                out_idx[sel], out_val[sel], out_src[sel] = idx, val, src
+        return {meth: Recommendations(*outs[meth], self.labels, timings[meth]) for meth in methods}
 
     def candidate_pairs(self, queries: Queries, allowed: np.ndarray,
-                        only: int | None = None) -> Pairs:
-        """Each strategy's top candidates under ``allowed``, as the union of (request, item) pairs."""
+                        only: int | Sequence[int] | None = None, *,
+                        seconds: dict[int, float] | None = None) -> Pairs:
+        """Each strategy's top candidates under ``allowed``, as the union of (request, item) pairs
+        (``only``: those strategies alone; ``seconds``: filled with each strategy's time)."""
         m = self.facts_.n_items
         S = len(self.specs_)
+        use = set(range(S)) if only is None else {only} if isinstance(only, (int, np.integer)) else set(only)
         keys_l, s_l, norm_l, rank_l, raw_l = [], [], [], [], []
         for s, (spec, model) in enumerate(zip(self.specs_, self.models_)):
-            if model is None or (only is not None and s != only):
+            if model is None or s not in use:
                 continue
+            t0 = time.perf_counter()
             scores = model.score(queries)
             scores[~allowed] = -np.inf
             idx, val = topk(scores, spec.candidates)
@@ -297,6 +330,8 @@ class ScenarioPipeline:
             norm_l.append(norm[valid])
             rank_l.append(ranks[valid])
             raw_l.append(val[valid])
+            if seconds is not None:
+                seconds[s] = time.perf_counter() - t0
         if not keys_l:
             empty = np.zeros((0, S), np.float32)
             return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int32), empty, empty, empty, np.zeros(0, np.int64))
@@ -326,15 +361,16 @@ class ScenarioPipeline:
             w = np.array([s.weight for s in self.specs_], np.float32)
         return pairs.norm @ w
 
-    def _recommend_block(self, qb: Queries, k: int, filters, exclude, method, timings):
+    def _fuse_block(self, qb: Queries, k: int, pairs: Pairs, allowed: np.ndarray, method: str | None,
+                    only: int | None, timings: dict[str, float]):
+        """One method's top-``k`` of a block from its candidate pairs: fusion (or one strategy's own
+        normalised score), MMR, fallback."""
         cfg = self.config
-        t0 = time.perf_counter()
-        allowed = self.allowed(qb, filters, exclude)
-        labels = [s.display for s in self.specs_]
-        only = labels.index(method) if method in labels else None
-        pairs = self.candidate_pairs(qb, allowed, only)
         t1 = time.perf_counter()
-        if only is not None:   # one strategy alone: its own normalised score
+        if only is not None:   # one strategy alone: its own candidates and normalised score
+            if (pairs.sources != (np.int64(1) << only)).any():
+                pairs = pairs.subset((pairs.sources >> only) & 1 == 1)
+                pairs.sources[:] = np.int64(1) << only
             fused = pairs.norm[:, only].copy()
         else:
             fused = self.fuse(pairs, qb, method or cfg.fusion.method)
@@ -346,7 +382,6 @@ class ScenarioPipeline:
         else:
             idx, val, src = idx[:, :k], val[:, :k], src[:, :k]
         idx, val, src = self._fill(qb, idx, val, src, allowed, k)
-        timings["candidates"] += t1 - t0
         timings["fusion"] += t2 - t1
         timings["rerank"] += time.perf_counter() - t2
         return idx, val, src

@@ -96,7 +96,7 @@ class Ranker:
             return weighted
         top = top_mask(pairs.row, pairs.item, weighted, len(queries), pipe.config.ranker.rerank)
         out = weighted - weighted.max(initial=0) - 1.0
-        sub = _subset(pairs, top)
+        sub = pairs.subset(top)
         pred = np.asarray(self.booster.predict(features(pipe, sub, queries)), dtype=np.float32)
         out[top] = 1000.0 + pred
         return out.astype(np.float32)
@@ -328,13 +328,6 @@ def top_mask(row, item, score, n, k) -> np.ndarray:
     return pos < k
 
 
-def _subset(pairs, mask):
-    from .pipeline import Pairs
-
-    return Pairs(pairs.row[mask], pairs.item[mask], pairs.norm[mask], pairs.rank[mask], pairs.raw[mask],
-                 pairs.sources[mask])
-
-
 def train_ranker(pipe, vs: ValidationSet) -> Ranker:
     """Train LambdaRank on the validation pairs (requests without any relevant candidate dropped)."""
     import lightgbm as lgb
@@ -348,7 +341,7 @@ def train_ranker(pipe, vs: ValidationSet) -> Ranker:
             continue
         n = len(blk.queries)
         top = top_mask(p.row, p.item, p.norm @ pipe.weights_, n, cfg.rerank)
-        p, y = _subset(p, top), y[top]
+        p, y = p.subset(top), y[top]
         has_pos = np.bincount(p.row[y], minlength=n) > 0
         keep = has_pos[p.row]
         if not keep.any():
