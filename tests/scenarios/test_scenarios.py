@@ -258,6 +258,21 @@ def test_every_item_has_a_readable_reason_with_its_anchor():
     assert any("unknown-sku" in n for n in resp.notes)
 
 
+def test_strategies_the_data_cannot_serve_are_skipped_with_a_note():
+    # no item texts, no purchases: content and fbt cannot be fitted; the scenario still answers
+    data = tiny_shop()
+    ev = data.events.copy()
+    ev["behaviour"] = int(Behaviour.VIEW)
+    bare = ShopData(ev, data.users, data.items, data.sessions, name="bare")
+    pipe = ScenarioPipeline(load_scenario("cart")).fit(bare)
+    assert [m is None for m in pipe.models_] == [True, False, True]
+    assert any("fbt" in n and "no events of behaviours" in n for n in pipe.notes_)
+    assert any("content_tfidf" in n and "no item table" in n for n in pipe.notes_)
+    rec = pipe.recommend(Queries(np.array([-1], np.int32), Ragged.empty(1), np.array([-1], np.int32),
+                                 Ragged.from_lists([[1, 2]])))
+    assert (rec.item_idx >= 0).all() and not np.isin(rec.item_idx, [1, 2]).any()
+
+
 def test_recommender_runs_every_default_scenario_on_a_tiny_shop():
     data = tiny_shop()
     cfgs = []

@@ -49,6 +49,10 @@ class ModelCache:
         if key in self.skipped:
             return None
         model = make_strategy(spec.name, **spec.params)
+        why = model.unusable(data)
+        if why is not None:   # e.g. content strategies on a shop without item texts
+            self.skipped[key] = why
+            return None
         start = time.perf_counter()
         try:
             model.fit(data)
