@@ -337,6 +337,11 @@ class SASRecStrategy(Strategy):
     name = "sasrec"
     Config = SASRecConfig
 
+    def unusable(self, data: ShopData) -> str | None:
+        if not data.has_order:
+            return f"{data.name}: {self.name} needs ordered events (timestamps or positions); this data has none"
+        return None
+
     # ----------------------------------------------------------------- fit
     def _fit(self, data: ShopData) -> None:
         cfg: SASRecConfig = self.config
