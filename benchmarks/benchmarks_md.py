@@ -193,13 +193,18 @@ def scenario_lines() -> list[str]:
         cols = [c for c in SCENARIO_COLS if any(c in r["metrics"] for r in rows)]
         body += [f"### {key}: {d['scenario']} on {d['dataset']}", "",
                  f"{d['n_queries']:,} test requests, {d['n_items']:,} items. Protocol: {d['protocol']}.",
-                 f"Measured {d['date']} on {d['machine']}. Fit of the whole scenario (strategies, validation "
+                 f"Measured {d['date']} on {d['machine']}"
+                 + (f" ({d['shared_note']})" if d.get("shared_note") else "")
+                 + f". Fit of the whole scenario (strategies, validation "
                  f"slice, weight tuning, ranker): {d['fit_seconds']:.0f} s, peak {d['peak_rss_gib']:.2f} GiB.", ""]
         v = d.get("validation")
         if v:
             body += [f"Validation slice: {v.get('protocol')}, {v.get('queries')} requests; tuned weights "
                      f"{json.dumps(v.get('tuned weights'))} (validation NDCG@10 "
-                     f"{v.get('ndcg@10 (configured weights)', 0):.4f} → {v.get('ndcg@10 (tuned weights)', 0):.4f}).", ""]
+                     f"{v.get('ndcg@10 (configured weights)', 0):.4f} → {v.get('ndcg@10 (tuned weights)', 0):.4f})."
+                     + (" On the held-out validation requests (used for neither), NDCG@10: " + ", ".join(
+                         f"{m} {x:.4f}" for m, x in v["held-out ndcg@10"].items()) + "."
+                        if v.get("held-out ndcg@10") else ""), ""]
         if d.get("ranker"):
             rk = d["ranker"]
             top = ", ".join(f"{k} {v:.2f}" for k, v in list(rk["top_features"].items())[:5])

@@ -34,6 +34,9 @@ from shoprec.evaluation.evaluator import PeakMemory  # noqa: E402
 from shoprec.scenarios import Recommender  # noqa: E402
 from shoprec.strategies.base import Queries  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from machine import CoreShare  # noqa: E402
+
 LIMITS = {"online-retail": 300.0, "yelp2018": 900.0}   # issue 3: ≤ 5 min, ≤ 15 min; peak ≤ 12 GiB
 PEAK_LIMIT_GIB = 12.0
 
@@ -68,10 +71,11 @@ def run(name: str, note: str) -> dict:
     load_s = time.perf_counter() - t0
     print(f"\n== {name}: {data!r} (loaded in {load_s:.0f} s)", flush=True)
     rec = Recommender()
-    with PeakMemory() as mem:
+    with PeakMemory() as mem, CoreShare() as share:
         start = time.perf_counter()
         rec.fit(data, progress=lambda s, sec: print(f"   {s:14s} {sec:6.1f} s", flush=True))
         fit_s = time.perf_counter() - start
+    note = "; ".join(x for x in (note, share.note()) if x)
     print(f"   whole stack {fit_s:.0f} s, peak {mem.peak_gib:.2f} GiB", flush=True)
     models = {k.split(":")[0] + ("" if k.endswith(":{}") else " " + k.split(":", 1)[1]): round(v, 1)
               for k, v in rec.cache_.fit_seconds.items()}
@@ -90,7 +94,7 @@ def run(name: str, note: str) -> dict:
         "n_users": int(data.n_users), "n_items": int(data.n_items), "n_events": int(data.n_events),
         "date": date.today().isoformat(),
         "machine": f"2 cores, 24 GiB, {platform.machine()}, Python {platform.python_version()}",
-        "note": note,
+        "note": note, "other_cores": round(share.other_cores, 2),
         "fit_seconds": round(fit_s, 1), "peak_rss_gib": round(mem.peak_gib, 2),
         "limit_seconds": LIMITS.get(name), "scenario_seconds": {k: round(v, 1) for k, v in rec.fit_seconds_.items()},
         "model_seconds": models, "skipped": dict(rec.cache_.skipped), "answered": answered,

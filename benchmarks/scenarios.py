@@ -37,6 +37,9 @@ from shoprec.evaluation import splits  # noqa: E402
 from shoprec.evaluation.evaluator import PeakMemory, item_categories, measure  # noqa: E402
 from shoprec.scenarios import ScenarioPipeline, load_scenario  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from machine import CoreShare  # noqa: E402
+
 KS = (10, 20)
 
 
@@ -141,6 +144,16 @@ def contribution(sources: np.ndarray, labels: list[str], k: int) -> dict[str, fl
 
 
 def run_case(case: Case) -> dict:
+    with CoreShare() as share:
+        out = _run_case(case)
+    out["other_cores"] = round(share.other_cores, 2)
+    out["shared_note"] = share.note()
+    if out["shared_note"]:
+        print(f"   note: {out['shared_note']}", flush=True)
+    return out
+
+
+def _run_case(case: Case) -> dict:
     t0 = time.perf_counter()
     task = case.make_task()
     load_s = time.perf_counter() - t0
@@ -154,7 +167,7 @@ def run_case(case: Case) -> dict:
           f"{task.train.n_items} items (loaded in {load_s:.0f} s)", flush=True)
     with PeakMemory() as mem:
         start = time.perf_counter()
-        pipe = ScenarioPipeline(cfg).fit(task.train, train_ranker=True)
+        pipe = ScenarioPipeline(cfg).fit(task.train, train_ranker=True, ablation=True)
         fit_s = time.perf_counter() - start
     if pipe.validation_:
         print(f"   validation: {pipe.validation_}", flush=True)
@@ -172,7 +185,10 @@ def run_case(case: Case) -> dict:
         variants.append(("weighted (tuned)", "fusion", "weighted"))
     if pipe.ranker is not None:
         variants.append(("ranker", "fusion", "ranker"))
-    variants.append((f"pipeline ({cfg.fusion.method}"
+    if pipe.ranker_ablation_ is not None:
+        variants.append(("ranker (no similarity features)", "fusion", "ranker_ablation"))
+    shown = cfg.fusion.method if cfg.fusion.method != "auto" else f"auto: {pipe.method_}"
+    variants.append((f"pipeline ({shown}"
                      + (", mmr" if cfg.diversity.method == "mmr" else "") + ")", "pipeline", None))
     variants = [v for v in variants
                 if v[1] != "single" or pipe.models_[[s.display for s in pipe.specs_].index(v[0])] is not None]

@@ -217,6 +217,14 @@ def test_ranker_trains_on_validation_slice_and_ranks():
     assert (rec.item_idx >= 0).all()
     imp = pipe.ranker.importance()
     assert abs(sum(imp.values()) - 1) < 1e-6
+    assert {"sim_recent", "sim_history", "sim_basket"} <= set(imp)
+    # the fusion methods are compared on validation requests the ranker did not train on
+    held = pipe.validation_["held-out ndcg@10"]
+    assert set(held) == {"weighted", "rrf", "ranker"} and all(0 <= v <= 1 for v in held.values())
+    auto = ScenarioPipeline(cfg.with_overrides(fusion={"method": "auto"})).fit(data)
+    assert auto.method_ == max(held, key=held.get)
+    np.testing.assert_array_equal(auto.recommend(Queries.for_users(np.arange(20))).item_idx,
+                                  pipe.recommend(Queries.for_users(np.arange(20)), method=auto.method_).item_idx)
 
 
 def test_mmr_diversifies_categories():
@@ -271,6 +279,15 @@ def test_strategies_the_data_cannot_serve_are_skipped_with_a_note():
     rec = pipe.recommend(Queries(np.array([-1], np.int32), Ragged.empty(1), np.array([-1], np.int32),
                                  Ragged.from_lists([[1, 2]])))
     assert (rec.item_idx >= 0).all() and not np.isin(rec.item_idx, [1, 2]).any()
+    # no order at all (LightGCN-style files): the sequence models are skipped, the rest fit
+    ev["timestamp"] = -1
+    ev["session_idx"] = -1
+    unordered = ShopData(ev, data.users, data.items, name="unordered")
+    cfg = scenario_from_dict({"scenario": {"name": "home"},
+                              "strategies": [{"name": "sequential"}, {"name": "item_knn"}]})
+    pipe = ScenarioPipeline(cfg).fit(unordered)
+    assert pipe.models_[0] is None and pipe.models_[1] is not None
+    assert any("needs ordered events" in n for n in pipe.notes_)
 
 
 def test_recommender_runs_every_default_scenario_on_a_tiny_shop():

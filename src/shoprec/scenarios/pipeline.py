@@ -129,12 +129,15 @@ class ScenarioPipeline:
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: ShopData, *, cache: ModelCache | None = None,
-            train_ranker: bool | None = None) -> "ScenarioPipeline":
+            train_ranker: bool | None = None, ablation: bool = False) -> "ScenarioPipeline":
         """Fit (or take from ``cache``) every strategy of the scenario, learn the item facts, and
-        train the ranker on a validation slice of ``data`` — when the fusion method is ``ranker``
-        (``train_ranker=None``), always (``True``, for comparisons) or never (``False``)."""
+        train the ranker on a validation slice of ``data`` — when the fusion method is ``ranker`` or
+        ``auto`` (``train_ranker=None``), always (``True``, for comparisons) or never (``False``).
+        ``ablation`` (benchmarks) also trains a ranker without the similarity features, served as
+        method ``ranker_ablation``."""
         cfg = self.config
         self.data_ = data
+        self.ranker = self.ranker_ablation_ = None
         self.cache_ = cache if cache is not None else ModelCache()
         self.facts_ = ItemFacts.from_data(data, consumable_min_repeat=cfg.rules.consumable_min_repeat)
         self.specs_ = [s for s in cfg.strategies]
@@ -150,7 +153,8 @@ class ScenarioPipeline:
             self._near_dup = _near_duplicates(self._text.item_vectors(), cfg.rules.max_similarity_to_basket)
         self.weights_ = np.array([s.weight for s in self.specs_], np.float32)
         self.validation_ = None
-        want_ranker = train_ranker or (train_ranker is None and cfg.fusion.method == "ranker")
+        self.method_ = cfg.fusion.method if cfg.fusion.method != "auto" else "weighted"
+        want_ranker = train_ranker or (train_ranker is None and cfg.fusion.method in ("ranker", "auto"))
         if want_ranker or cfg.fusion.tune_weights:
             from . import ranker as rk
 
@@ -164,6 +168,12 @@ class ScenarioPipeline:
                                                              map(float, self.weights_)))
             if want_ranker:
                 self.ranker = rk.train_ranker(self, vs)
+                if ablation:
+                    self.ranker_ablation_ = rk.train_ranker(self, vs, similarity=False)
+            held = rk.compare_methods(self, vs)
+            self.validation_["held-out ndcg@10"] = held
+            if cfg.fusion.method == "auto":
+                self.method_ = max((m for m in held if m in ("weighted", "rrf", "ranker")), key=held.get)
             del vs
         return self
 
@@ -356,11 +366,15 @@ class ScenarioPipeline:
     def fuse(self, pairs: Pairs, queries: Queries, method: str) -> np.ndarray:
         """Fused score of every candidate pair (weights: the configured ones, or tuned on validation)."""
         w = self.weights_
+        if method == "auto":
+            method = self.method_
         if method == "rrf":
             contrib = np.where(np.isnan(pairs.rank), 0.0, 1.0 / (self.config.fusion.rrf_k + np.nan_to_num(pairs.rank)))
             return (contrib * w).sum(axis=1).astype(np.float32)
         if method == "ranker" and self.ranker is not None:
             return self.ranker.predict(self, pairs, queries)
+        if method == "ranker_ablation" and self.ranker_ablation_ is not None:
+            return self.ranker_ablation_.predict(self, pairs, queries)
         if method == "weighted_configured":
             w = np.array([s.weight for s in self.specs_], np.float32)
         return pairs.norm @ w
