@@ -203,7 +203,8 @@ def test_variants_share_candidates_and_equal_one_method_at_a_time():
     assert set(np.unique(many["popularity"].sources)) <= {0, 2, 4}   # its own bit (or a fallback's)
 
 
-def test_ranker_trains_on_validation_slice_and_ranks():
+def test_ranker_trains_on_validation_slice_and_ranks(monkeypatch):
+    monkeypatch.setattr(ScenarioPipeline, "block_cells", 30 * 16)   # validation requests in several blocks
     data = tiny_shop(n_users=120, n_items=30)
     cfg = scenario_from_dict({"scenario": {"name": "home", "k": 5},
                               "strategies": [{"name": "item_knn"}, {"name": "popularity"}],

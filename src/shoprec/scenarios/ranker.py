@@ -376,9 +376,9 @@ def ndcg_at(vs: ValidationSet, weights: np.ndarray, k: int = 10, part: str | Non
         norm, label, valid = _dense(blk)
         fused = np.where(valid, norm @ np.asarray(weights, np.float32), -np.inf)
         kk = min(k, fused.shape[1])
-        part = np.argpartition(-fused, kk - 1, axis=1)[:, :kk]
-        order = np.argsort(-np.take_along_axis(fused, part, 1), axis=1, kind="stable")
-        top = np.take_along_axis(part, order, 1)
+        cand = np.argpartition(-fused, kk - 1, axis=1)[:, :kk]
+        order = np.argsort(-np.take_along_axis(fused, cand, 1), axis=1, kind="stable")
+        top = np.take_along_axis(cand, order, 1)
         lab = np.take_along_axis(label & valid, top, 1)
         dcg = (lab * disc[:kk]).sum(axis=1)
         ideal = np.cumsum(disc)[np.minimum(np.maximum(blk.n_relevant, 1), k) - 1]
