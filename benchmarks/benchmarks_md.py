@@ -154,8 +154,8 @@ def render() -> Path:
     return out
 
 
-SCENARIO_ORDER = ["cart", "post_purchase", "first_visit", "first_visit_ml", "item_page", "home_beauty",
-                  "home_yelp", "home_book"]
+SCENARIO_ORDER = ["cart", "post_purchase", "first_visit", "first_visit_ml", "item_page", "item_page_rules",
+                  "home_beauty", "home_yelp", "home_book"]
 SCENARIO_COLS = ["ndcg@10", "recall@10", "recall@20", "mrr@10", "hr@10", "precision@20", "mrr@20",
                  "coverage@10", "ild@10"]
 
