@@ -174,7 +174,14 @@ def scenario_lines() -> list[str]:
              "part). Each row then ranks every test request under the scenario's rules and fallback: a single",
              "strategy alone, weighted fusion with the configured weights, RRF, weighted with tuned weights, the",
              "ranker, and the full pipeline (the scenario's fusion method, diversity and rules). `ild@10` is",
-             "intra-list category diversity where items have categories.", ""]
+             "intra-list category diversity where items have categories.",
+             "",
+             "A quarter of the validation requests is held out from weight tuning and ranker training; weighted,",
+             "RRF and the ranker are compared on it, and a scenario whose fusion method is `auto` uses the winner",
+             "(the pipeline row names it). `ranker (no similarity features)` is an ablation: the same ranker",
+             "without the candidate's embedding cosines to the request's recent item, history and basket. All rows",
+             "of a case share one set of candidates per block (`ScenarioPipeline.recommend_variants`); each row's",
+             "`rank s` is what it would cost alone (its strategies' candidates, its fusion and re-ranking).", ""]
     summary = ["| case | scenario | dataset | best single | NDCG@10 | pipeline NDCG@10 | lift | ≥ +10 % |",
                "|---|---|---|---|---:|---:|---:|:---:|"]
     body = []
