@@ -147,6 +147,8 @@ def render() -> Path:
             lines.append(f"| full-ranking evaluation of yelp2018 ≤ 30 s: {r['strategy']} | "
                          f"{r['recommend_seconds']:.1f} s | {'yes' if ok else '**no**'} |")
     lines += scenario_lines()
+    lines += fit_stack_lines()
+    lines += issue3_target_lines()
     from serve_md import serve_lines  # the serving section (benchmarks/serve.py)
 
     lines += serve_lines()
@@ -155,8 +157,8 @@ def render() -> Path:
     return out
 
 
-SCENARIO_ORDER = ["cart", "post_purchase", "first_visit", "first_visit_ml", "item_page", "home_beauty",
-                  "home_yelp", "home_book"]
+SCENARIO_ORDER = ["cart", "post_purchase", "first_visit", "first_visit_ml", "item_page", "item_page_rules",
+                  "home_beauty", "home_yelp", "home_book"]
 SCENARIO_COLS = ["ndcg@10", "recall@10", "recall@20", "mrr@10", "hr@10", "precision@20", "mrr@20",
                  "coverage@10", "ild@10"]
 
@@ -175,7 +177,14 @@ def scenario_lines() -> list[str]:
              "part). Each row then ranks every test request under the scenario's rules and fallback: a single",
              "strategy alone, weighted fusion with the configured weights, RRF, weighted with tuned weights, the",
              "ranker, and the full pipeline (the scenario's fusion method, diversity and rules). `ild@10` is",
-             "intra-list category diversity where items have categories.", ""]
+             "intra-list category diversity where items have categories.",
+             "",
+             "A quarter of the validation requests is held out from weight tuning and ranker training; weighted,",
+             "RRF and the ranker are compared on it, and a scenario whose fusion method is `auto` uses the winner",
+             "(the pipeline row names it). `ranker (no similarity features)` is an ablation: the same ranker",
+             "without the candidate's embedding cosines to the request's recent item, history and basket. All rows",
+             "of a case share one set of candidates per block (`ScenarioPipeline.recommend_variants`); each row's",
+             "`rank s` is what it would cost alone (its strategies' candidates, its fusion and re-ranking).", ""]
     summary = ["| case | scenario | dataset | best single | NDCG@10 | pipeline NDCG@10 | lift | ≥ +10 % |",
                "|---|---|---|---|---:|---:|---:|:---:|"]
     body = []
@@ -194,13 +203,18 @@ def scenario_lines() -> list[str]:
         cols = [c for c in SCENARIO_COLS if any(c in r["metrics"] for r in rows)]
         body += [f"### {key}: {d['scenario']} on {d['dataset']}", "",
                  f"{d['n_queries']:,} test requests, {d['n_items']:,} items. Protocol: {d['protocol']}.",
-                 f"Measured {d['date']} on {d['machine']}. Fit of the whole scenario (strategies, validation "
+                 f"Measured {d['date']} on {d['machine']}"
+                 + (f" ({d['shared_note']})" if d.get("shared_note") else "")
+                 + f". Fit of the whole scenario (strategies, validation "
                  f"slice, weight tuning, ranker): {d['fit_seconds']:.0f} s, peak {d['peak_rss_gib']:.2f} GiB.", ""]
         v = d.get("validation")
         if v:
             body += [f"Validation slice: {v.get('protocol')}, {v.get('queries')} requests; tuned weights "
                      f"{json.dumps(v.get('tuned weights'))} (validation NDCG@10 "
-                     f"{v.get('ndcg@10 (configured weights)', 0):.4f} → {v.get('ndcg@10 (tuned weights)', 0):.4f}).", ""]
+                     f"{v.get('ndcg@10 (configured weights)', 0):.4f} → {v.get('ndcg@10 (tuned weights)', 0):.4f})."
+                     + (" On the held-out validation requests (used for neither), NDCG@10: " + ", ".join(
+                         f"{m} {x:.4f}" for m, x in v["held-out ndcg@10"].items()) + "."
+                        if v.get("held-out ndcg@10") else ""), ""]
         if d.get("ranker"):
             rk = d["ranker"]
             top = ", ".join(f"{k} {v:.2f}" for k, v in list(rk["top_features"].items())[:5])
@@ -216,6 +230,83 @@ def scenario_lines() -> list[str]:
             body.append(f"| {r['label']} | {r['kind']} | " + " | ".join(cells) + f" | {r['recommend_seconds']:.1f} |")
         body.append("")
     return lines + summary + [""] + body
+
+
+def _runs(prefix: str, key: str) -> dict[str, dict]:
+    return {d[key]: d for d in (json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"{prefix}-*.json")))}
+
+
+def fit_stack_lines() -> list[str]:
+    """The whole-stack fit section (benchmarks/fit_stack.py)."""
+    runs = _runs("fit_stack", "dataset")
+    lines = ["## Fitting the whole scenario stack", "",
+             "`python benchmarks/fit_stack.py [--datasets online-retail,yelp2018]`: `Recommender().fit(data)` with",
+             "every shipped scenario (strategies shared between scenarios are fitted once; validation and ranker",
+             "training only where a shipped file asks for them), then one batch of 200 known-user requests per",
+             "scenario (last item as the page's item, the one before in the basket).", ""]
+    if not runs:
+        return lines + ["_not run yet_", ""]
+    for name, d in runs.items():
+        scen = ", ".join(f"{k} {v:.0f} s" for k, v in d["scenario_seconds"].items())
+        models = ", ".join(f"{k} {v:.0f} s" for k, v in sorted(d["model_seconds"].items(), key=lambda x: -x[1]))
+        lines += [f"### {name}", "",
+                  f"{d['data']}: {d['n_users']:,} users, {d['n_items']:,} items, {d['n_events']:,} events. "
+                  f"Measured {d['date']} on {d['machine']}" + (f"; {d['note']}" if d.get("note") else "") + ".", "",
+                  f"**Whole stack: {d['fit_seconds']:.0f} s, peak {d['peak_rss_gib']:.2f} GiB.** Per scenario (in fit "
+                  f"order; a strategy shared with an earlier scenario costs nothing again): {scen}. "
+                  f"Per strategy: {models}.", ""]
+        if d.get("skipped"):
+            lines += ["Skipped (the data cannot serve them): " + "; ".join(
+                f"`{k.split(':')[0]}` — {v}" for k, v in d["skipped"].items()) + ".", ""]
+        ans = ", ".join(f"{k} {v['seconds']:.1f} s ({v['full_lists']:.0%} full)" for k, v in d["answered"].items())
+        lines += [f"200 requests per scenario: {ans}.", ""]
+    return lines
+
+
+#: (case, metric, reference, label) — the accuracy targets of issue 3 on the scenario benchmark's pipeline row
+ISSUE3_TARGETS = [
+    ("home_beauty", "hr@10", 0.0900, "Beauty home ≥ .0900 HR@10"),
+    ("home_beauty", "ndcg@10", 0.0500, "Beauty home ≥ .0500 NDCG@10"),
+    ("item_page", "hr@20", 0.542, "Diginetica item_page ≥ 54.2 P@20 (GCE-GNN)"),
+    ("item_page", "mrr@20", 0.190, "Diginetica item_page ≥ 19.0 MRR@20 (GCE-GNN)"),
+    ("home_yelp", "recall@20", 0.0723, "yelp2018 home ≥ .0723 Recall@20 (XSimGCL, best published)"),
+    ("home_book", "recall@20", 0.1688, "amazon-book-kgat home > .1688 Recall@20 (KGIN, best published for "
+                                       "this split, per ../shared/data/README.md)"),
+]
+
+
+def issue3_target_lines() -> list[str]:
+    scen = _runs("scenarios", "case")
+    stack = _runs("fit_stack", "dataset")
+    lines = ["## Targets of issue 3", "", "| target | measured | met |", "|---|---:|:---:|"]
+    for key in SCENARIO_ORDER:
+        d = scen.get(key)
+        if d is None:
+            lines.append(f"| {key}: pipeline ≥ +10 % NDCG@10 over the best single strategy | not run | – |")
+            continue
+        best = max((r for r in d["rows"] if r["kind"] == "single"), key=lambda r: r["metrics"]["ndcg@10"])
+        full = d["rows"][-1]["metrics"]["ndcg@10"]
+        lift = full / max(best["metrics"]["ndcg@10"], 1e-12) - 1
+        lines.append(f"| {key}: pipeline ≥ +10 % NDCG@10 over the best single strategy | {full:.4f} vs "
+                     f"{best['metrics']['ndcg@10']:.4f} ({best['label']}): {lift:+.1%} | "
+                     f"{'yes' if lift >= 0.10 else '**no**'} |")
+    for key, metric, ref, label in ISSUE3_TARGETS:
+        d = scen.get(key)
+        if d is None:
+            lines.append(f"| {label} | not run | – |")
+            continue
+        v = d["rows"][-1]["metrics"].get(metric, 0.0)
+        ok = v > ref if key == "home_book" else v >= ref
+        lines.append(f"| {label} | {v:.4f} | {'yes' if ok else '**no**'} |")
+    for name, limit in (("online-retail", 300), ("yelp2018", 900)):
+        d = stack.get(name)
+        if d is None:
+            lines.append(f"| whole scenario stack fit on {name} ≤ {limit // 60} min, peak ≤ 12 GiB | not run | – |")
+            continue
+        ok = d["fit_seconds"] <= limit and d["peak_rss_gib"] <= 12
+        lines.append(f"| whole scenario stack fit on {name} ≤ {limit // 60} min, peak ≤ 12 GiB | "
+                     f"{d['fit_seconds']:.0f} s, {d['peak_rss_gib']:.2f} GiB | {'yes' if ok else '**no**'} |")
+    return lines + [""]
 
 
 if __name__ == "__main__":

@@ -185,7 +185,26 @@ def test_weighted_and_rrf_fusion_combine_strategies():
     assert both.mean() > 0.5
 
 
-def test_ranker_trains_on_validation_slice_and_ranks():
+def test_variants_share_candidates_and_equal_one_method_at_a_time():
+    data = tiny_shop()
+    cfg = scenario_from_dict({"scenario": {"name": "home", "k": 5},
+                              "strategies": [{"name": "item_knn"}, {"name": "popularity", "weight": 0.5}],
+                              "rules": {"exclude_history": "all"}, "diversity": {"method": "mmr", "pool": 8}})
+    pipe = ScenarioPipeline(cfg).fit(data)
+    pipe.block_cells = 7 * data.n_items          # several blocks
+    q = Queries.for_users(np.arange(20))
+    methods = ["item_knn", "popularity", "weighted", "rrf", None]
+    many = pipe.recommend_variants(q, methods)
+    for method in methods:
+        one = pipe.recommend(q, method=method)
+        np.testing.assert_array_equal(many[method].item_idx, one.item_idx)
+        np.testing.assert_array_equal(many[method].scores, one.scores)
+        np.testing.assert_array_equal(many[method].sources, one.sources)
+    assert set(np.unique(many["popularity"].sources)) <= {0, 2, 4}   # its own bit (or a fallback's)
+
+
+def test_ranker_trains_on_validation_slice_and_ranks(monkeypatch):
+    monkeypatch.setattr(ScenarioPipeline, "block_cells", 30 * 16)   # validation requests in several blocks
     data = tiny_shop(n_users=120, n_items=30)
     cfg = scenario_from_dict({"scenario": {"name": "home", "k": 5},
                               "strategies": [{"name": "item_knn"}, {"name": "popularity"}],
@@ -199,6 +218,14 @@ def test_ranker_trains_on_validation_slice_and_ranks():
     assert (rec.item_idx >= 0).all()
     imp = pipe.ranker.importance()
     assert abs(sum(imp.values()) - 1) < 1e-6
+    assert {"sim_recent", "sim_history", "sim_basket"} <= set(imp)
+    # the fusion methods are compared on validation requests the ranker did not train on
+    held = pipe.validation_["held-out ndcg@10"]
+    assert set(held) == {"weighted", "rrf", "ranker"} and all(0 <= v <= 1 for v in held.values())
+    auto = ScenarioPipeline(cfg.with_overrides(fusion={"method": "auto"})).fit(data)
+    assert auto.method_ == max(held, key=held.get)
+    np.testing.assert_array_equal(auto.recommend(Queries.for_users(np.arange(20))).item_idx,
+                                  pipe.recommend(Queries.for_users(np.arange(20)), method=auto.method_).item_idx)
 
 
 def test_mmr_diversifies_categories():
@@ -238,6 +265,30 @@ def test_every_item_has_a_readable_reason_with_its_anchor():
     assert resp.items[0].reasons[0].anchor_item_id == "holder_w"
     assert all(it.reasons and it.reason for it in resp.items)
     assert any("unknown-sku" in n for n in resp.notes)
+
+
+def test_strategies_the_data_cannot_serve_are_skipped_with_a_note():
+    # no item texts, no purchases: content and fbt cannot be fitted; the scenario still answers
+    data = tiny_shop()
+    ev = data.events.copy()
+    ev["behaviour"] = int(Behaviour.VIEW)
+    bare = ShopData(ev, data.users, data.items, data.sessions, name="bare")
+    pipe = ScenarioPipeline(load_scenario("cart")).fit(bare)
+    assert [m is None for m in pipe.models_] == [True, False, True]
+    assert any("fbt" in n and "no events of behaviours" in n for n in pipe.notes_)
+    assert any("content_tfidf" in n and "no item table" in n for n in pipe.notes_)
+    rec = pipe.recommend(Queries(np.array([-1], np.int32), Ragged.empty(1), np.array([-1], np.int32),
+                                 Ragged.from_lists([[1, 2]])))
+    assert (rec.item_idx >= 0).all() and not np.isin(rec.item_idx, [1, 2]).any()
+    # no order at all (LightGCN-style files): the sequence models are skipped, the rest fit
+    ev["timestamp"] = -1
+    ev["session_idx"] = -1
+    unordered = ShopData(ev, data.users, data.items, name="unordered")
+    cfg = scenario_from_dict({"scenario": {"name": "home"},
+                              "strategies": [{"name": "sequential"}, {"name": "item_knn"}]})
+    pipe = ScenarioPipeline(cfg).fit(unordered)
+    assert pipe.models_[0] is None and pipe.models_[1] is not None
+    assert any("needs ordered events" in n for n in pipe.notes_)
 
 
 def test_recommender_runs_every_default_scenario_on_a_tiny_shop():

@@ -91,6 +91,12 @@ class ShopData:
         """Whether any event carries a session id."""
         return self.sessions is not None and bool((self.events["session_idx"].to_numpy() >= 0).any())
 
+    @property
+    def has_order(self) -> bool:
+        """Whether events carry an order (a timestamp or a position ≥ 0); LightGCN-style splits and
+        MovieLens without timestamps do not, so their "sequences" are only the files' item order."""
+        return bool((self.events["timestamp"].to_numpy() >= 0).any())
+
     def __repr__(self) -> str:
         return (f"ShopData(name={self.name!r}, n_users={self.n_users}, n_items={self.n_items}, "
                 f"n_events={self.n_events})")

@@ -10,7 +10,8 @@ Layout::
     items.parquet           the item table (one row per item index), when the shop has one
     models/<n>/             one fitted strategy each (Strategy.save: manifest.json + arrays.npz)
     facts/<n>.npz           per-item facts (stock, price, category, popularity, purchases …)
-    scenarios/<name>.npz    the scenario's near-duplicate matrix, when it has one
+    scenarios/<name>.npz    the scenario's near-duplicate matrix and its ranker's feature arrays
+                            (co-occurrence embedding, each user's last item), when it has them
     rankers/<name>.txt      the scenario's LightGBM ranker, when it has one
 
 :func:`save_recommender` writes into a temporary sibling folder and renames it into place, so a
@@ -152,17 +153,20 @@ def _write(rec, root: Path, meta: dict[str, Any]) -> None:
             "near_duplicates": None,
             "ranker": None,
         }
+        entry["method"] = getattr(pipe, "method_", None)
+        arrays: dict[str, np.ndarray] = dict(pipe.serving_arrays())
         if pipe._near_dup is not None:
-            arrays: dict[str, np.ndarray] = {}
             _save_sparse("near_dup", pipe._near_dup, arrays)
+        if arrays:
             np.savez(root / "scenarios" / f"{name}.npz", **arrays)
-            entry["near_duplicates"] = f"scenarios/{name}.npz"
+            entry["arrays"] = f"scenarios/{name}.npz"
+            entry["near_duplicates"] = pipe._near_dup is not None
         if pipe.ranker is not None:
             r = pipe.ranker
             (root / "rankers" / f"{name}.txt").write_text(r.booster.model_to_string())
             entry["ranker"] = {"file": f"rankers/{name}.txt", "names": r.names, "n_queries": r.n_queries,
                                "n_pairs": r.n_pairs, "positives": r.positives, "validation": r.validation,
-                               "seconds": r.seconds}
+                               "seconds": r.seconds, "similarity": bool(getattr(r, "similarity", True))}
         scenarios[name] = entry
 
     created = datetime.now(timezone.utc)
@@ -241,10 +245,13 @@ def load_recommender(path: Path):
         rec.cache_ = cache
         rec.fit_seconds_ = dict(manifest.get("scenario_fit_seconds", {}))
         for name, e in manifest["scenarios"].items():
-            near_dup = None
-            if e["near_duplicates"]:
-                with np.load(path / e["near_duplicates"], allow_pickle=False) as z:
-                    near_dup = _load_sparse("near_dup", z)
+            near_dup, arrays = None, {}
+            if e.get("arrays"):
+                with np.load(path / e["arrays"], allow_pickle=False) as z:
+                    arrays = {k: z[k] for k in z.files}
+                if e["near_duplicates"]:
+                    near_dup = _load_sparse("near_dup", arrays)
+                arrays = {k: v for k, v in arrays.items() if not k.startswith("near_dup.")}
             ranker = None
             if e["ranker"]:
                 import lightgbm as lgb
@@ -252,12 +259,13 @@ def load_recommender(path: Path):
                 r = e["ranker"]
                 booster = lgb.Booster(model_str=(path / r["file"]).read_text())
                 ranker = Ranker(booster, list(r["names"]), int(r["n_queries"]), int(r["n_pairs"]),
-                                float(r["positives"]), r["validation"], float(r["seconds"]))
+                                float(r["positives"]), r["validation"], float(r["seconds"]),
+                                bool(r.get("similarity", True)))
             rec.pipelines[name] = ScenarioPipeline.restore(
                 configs[name], data, cache, facts_list[e["facts"]], weights=np.asarray(e["weights"], np.float32),
                 notes=e["notes"], validation=e["validation"],
                 text_model=cache.models[e["text_index"]] if e["text_index"] else None,
-                near_duplicates=near_dup, ranker=ranker)
+                near_duplicates=near_dup, ranker=ranker, method=e.get("method"), arrays=arrays)
         first = next(iter(cache.models.values()), None)
         rec._index_history(first.user_items_ if first is not None
                            else sp.csr_matrix((data.n_users, data.n_items), dtype=np.float32))

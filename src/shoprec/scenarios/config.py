@@ -69,10 +69,11 @@ class StrategySpec(_Frozen):
 
 
 class FusionConfig(_Frozen):
-    method: Literal["weighted", "rrf", "ranker"] = Field(
+    method: Literal["weighted", "rrf", "ranker", "auto"] = Field(
         default="weighted",
         description="weighted: Σ weight·normalised score; rrf: Σ weight/(rrf_k + rank); ranker: the learned ranker "
-                    "(falls back to weighted until it is trained).")
+                    "(falls back to weighted until it is trained); auto: train the ranker and use whichever of the "
+                    "three scores best on the held-out validation requests (see [ranker] method_holdout).")
     normalise: Literal["minmax", "max", "rank"] = Field(
         default="minmax", description="Per request and strategy, how scores are put on one scale before weighting.")
     rrf_k: float = Field(default=60.0, gt=0, description="Reciprocal-rank fusion constant (Cormack et al. 2009).")
@@ -88,6 +89,10 @@ class RankerConfig(_Frozen):
                                     "(never the test): auto picks from the data and the scenario.")
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     max_queries: int = Field(default=20000, ge=100, description="Validation queries used to train the ranker.")
+    method_holdout: float = Field(
+        default=0.25, ge=0, lt=1,
+        description="Share of the validation requests held out from weight tuning and ranker training; the fusion "
+                    "methods are compared on them (fusion method auto picks the best).")
     rerank: int = Field(default=50, ge=1, description="The ranker re-orders each request's top `rerank` pairs "
                                                        "of weighted fusion (and is trained on them).")
     n_estimators: int = Field(default=150, ge=1)

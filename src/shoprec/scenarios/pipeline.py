@@ -49,6 +49,10 @@ class ModelCache:
         if key in self.skipped:
             return None
         model = make_strategy(spec.name, **spec.params)
+        why = model.unusable(data)
+        if why is not None:   # e.g. content strategies on a shop without item texts
+            self.skipped[key] = why
+            return None
         start = time.perf_counter()
         try:
             model.fit(data)
@@ -107,6 +111,11 @@ class Pairs:
     raw: np.ndarray          # float32 (M, S): raw score, nan where not proposed
     sources: np.ndarray      # int64 (M,) bitmask
 
+    def subset(self, mask: np.ndarray) -> "Pairs":
+        """The pairs where ``mask`` (bool (M,)) holds, in the same order."""
+        return Pairs(self.row[mask], self.item[mask], self.norm[mask], self.rank[mask], self.raw[mask],
+                     self.sources[mask])
+
 
 # --------------------------------------------------------------------------- the pipeline
 class ScenarioPipeline:
@@ -120,13 +129,16 @@ class ScenarioPipeline:
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: ShopData, *, cache: ModelCache | None = None,
-            train_ranker: bool | None = None, facts: ItemFacts | None = None) -> "ScenarioPipeline":
+            train_ranker: bool | None = None, ablation: bool = False,
+            facts: ItemFacts | None = None) -> "ScenarioPipeline":
         """Fit (or take from ``cache``) every strategy of the scenario, learn the item facts (or use
         ``facts``, shared with other scenarios), and train the ranker on a validation slice of
-        ``data`` — when the fusion method is ``ranker`` (``train_ranker=None``), always (``True``, for
-        comparisons) or never (``False``)."""
+        ``data`` — when the fusion method is ``ranker`` or ``auto`` (``train_ranker=None``), always
+        (``True``, for comparisons) or never (``False``). ``ablation`` (benchmarks) also trains a ranker
+        without the similarity features, served as method ``ranker_ablation``."""
         cfg = self.config
         self.data_ = data
+        self.ranker = self.ranker_ablation_ = None
         self.cache_ = cache if cache is not None else ModelCache()
         self.facts_ = facts if facts is not None else ItemFacts.from_data(
             data, consumable_min_repeat=cfg.rules.consumable_min_repeat)
@@ -143,7 +155,8 @@ class ScenarioPipeline:
             self._near_dup = _near_duplicates(self._text.item_vectors(), cfg.rules.max_similarity_to_basket)
         self.weights_ = np.array([s.weight for s in self.specs_], np.float32)
         self.validation_ = None
-        want_ranker = train_ranker or (train_ranker is None and cfg.fusion.method == "ranker")
+        self.method_ = cfg.fusion.method if cfg.fusion.method != "auto" else "weighted"
+        want_ranker = train_ranker or (train_ranker is None and cfg.fusion.method in ("ranker", "auto"))
         if want_ranker or cfg.fusion.tune_weights:
             from . import ranker as rk
 
@@ -157,15 +170,43 @@ class ScenarioPipeline:
                                                              map(float, self.weights_)))
             if want_ranker:
                 self.ranker = rk.train_ranker(self, vs)
+                if ablation:
+                    self.ranker_ablation_ = rk.train_ranker(self, vs, similarity=False)
+            held = rk.compare_methods(self, vs)
+            self.validation_["held-out ndcg@10"] = held
+            if cfg.fusion.method == "auto":
+                self.method_ = max((m for m in held if m in ("weighted", "rrf", "ranker")), key=held.get)
             del vs
+            if self.ranker is not None and self.ranker.similarity:
+                # the ranker's request features, from the fitted data, now (not on a first request;
+                # and saved with the model, whose loaded copy has no events)
+                rk.item_embedding(self)
+                rk._recent_item(self, Queries.for_users(np.zeros(0, np.int32)))
         return self
+
+    def serving_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays the ranker's features read from the fitted data (saved in the artifact)."""
+        out = {}
+        if getattr(self, "_embedding", None) is not None:
+            out["embedding"] = self._embedding
+        if getattr(self, "_last_item", None) is not None:
+            out["last_item"] = self._last_item
+        return out
 
     @classmethod
     def restore(cls, config: ScenarioConfig, data: ShopData, cache: ModelCache, facts: ItemFacts, *,
                 weights: np.ndarray, notes: list[str], validation: dict | None, text_model: Strategy | None,
-                near_duplicates: sp.csr_matrix | None, ranker=None) -> "ScenarioPipeline":
+                near_duplicates: sp.csr_matrix | None, ranker=None, method: str | None = None,
+                arrays: dict[str, np.ndarray] | None = None) -> "ScenarioPipeline":
         """A fitted pipeline from saved parts (see :mod:`.artifact`); its strategies come from ``cache``."""
         pipe = cls(config)
+        pipe.method_ = method or (config.fusion.method if config.fusion.method != "auto" else "weighted")
+        pipe.ranker_ablation_ = None
+        arrays = arrays or {}
+        if "embedding" in arrays:
+            pipe._embedding = np.asarray(arrays["embedding"], np.float32)
+        if "last_item" in arrays:
+            pipe._last_item = np.asarray(arrays["last_item"], np.int32)
         pipe.data_ = data
         pipe.cache_ = cache
         pipe.facts_ = facts
@@ -184,6 +225,9 @@ class ScenarioPipeline:
         """After the catalogue grew or items changed (``facts_`` and the strategies already
         refreshed): the near-duplicate rows of ``changed`` items from their new text vectors."""
         m = self.facts_.n_items
+        emb = getattr(self, "_embedding", None)
+        if emb is not None and len(emb) < m:  # new items: no co-occurrence yet
+            self._embedding = np.vstack([emb, np.zeros((m - len(emb), emb.shape[1]), np.float32)])
         if self._near_dup is None or self._text is None:
             return
         vec = self._text.item_vectors()
@@ -309,31 +353,59 @@ class ScenarioPipeline:
         ``method`` overrides the fusion method (``weighted``, ``rrf``, ``ranker``, or a strategy label
         to return that strategy alone under the same rules and fallback), for benchmarks.
         """
+        return self.recommend_variants(queries, [method], k, filters=filters, exclude=exclude)[method]
+
+    def recommend_variants(self, queries: Queries, methods: Sequence[str | None], k: int | None = None, *,
+                           filters: Sequence[RequestFilters | None] | None = None,
+                           exclude: sp.csr_matrix | None = None) -> dict[str | None, Recommendations]:
+        """:meth:`recommend` for several ``methods`` at once (None = the scenario's own): the rules
+        mask and every strategy's candidates are computed once per block and fused each way.
+
+        Each answer's ``timings`` are what that method alone would cost: ``candidates`` counts only
+        the strategies it uses (one for a single-strategy method), plus its own fusion and re-ranking.
+        """
         k = k or self.config.k
         n, m = len(queries), self.facts_.n_items
-        out_idx = np.full((n, k), -1, np.int32)
-        out_val = np.full((n, k), -np.inf, np.float32)
-        out_src = np.zeros((n, k), np.int64)
-        timings: dict[str, float] = {"candidates": 0.0, "fusion": 0.0, "rerank": 0.0}
+        methods = list(dict.fromkeys(methods))
+        outs = {meth: (np.full((n, k), -1, np.int32), np.full((n, k), -np.inf, np.float32),
+                       np.zeros((n, k), np.int64)) for meth in methods}
+        timings = {meth: {"candidates": 0.0, "fusion": 0.0, "rerank": 0.0} for meth in methods}
+        labels = [s.display for s in self.specs_]
+        only = {meth: labels.index(meth) if meth in labels else None for meth in methods}
+        needed = None if any(o is None for o in only.values()) else sorted(set(only.values()))
         step = max(1, self.block_cells // max(m, 1))
         for start in range(0, n, step):
             sel = np.arange(start, min(n, start + step))
             qb = queries.take(sel) if len(sel) < n else queries
             fb = None if filters is None else [filters[i] for i in sel]
             eb = None if exclude is None else exclude[sel]
-            idx, val, src = self._recommend_block(qb, k, fb, eb, method, timings)
-            out_idx[sel], out_val[sel], out_src[sel] = idx, val, src
-        return Recommendations(out_idx, out_val, out_src, self.labels, timings)
+            t0 = time.perf_counter()
+            allowed = self.allowed(qb, fb, eb)
+            rules_s = time.perf_counter() - t0
+            seconds: dict[int, float] = {}
+            pairs = self.candidate_pairs(qb, allowed, needed, seconds=seconds)
+            for meth in methods:
+                o = only[meth]
+                tm = timings[meth]
+                tm["candidates"] += rules_s + (seconds.get(o, 0.0) if o is not None else sum(seconds.values()))
+                idx, val, src = self._fuse_block(qb, k, pairs, allowed, meth, o, tm)
+                out_idx, out_val, out_src = outs[meth]
+                out_idx[sel], out_val[sel], out_src[sel] = idx, val, src
+        return {meth: Recommendations(*outs[meth], self.labels, timings[meth]) for meth in methods}
 
     def candidate_pairs(self, queries: Queries, allowed: np.ndarray,
-                        only: int | None = None) -> Pairs:
-        """Each strategy's top candidates under ``allowed``, as the union of (request, item) pairs."""
+                        only: int | Sequence[int] | None = None, *,
+                        seconds: dict[int, float] | None = None) -> Pairs:
+        """Each strategy's top candidates under ``allowed``, as the union of (request, item) pairs
+        (``only``: those strategies alone; ``seconds``: filled with each strategy's time)."""
         m = self.facts_.n_items
         S = len(self.specs_)
+        use = set(range(S)) if only is None else {only} if isinstance(only, (int, np.integer)) else set(only)
         keys_l, s_l, norm_l, rank_l, raw_l = [], [], [], [], []
         for s, (spec, model) in enumerate(zip(self.specs_, self.models_)):
-            if model is None or (only is not None and s != only):
+            if model is None or s not in use:
                 continue
+            t0 = time.perf_counter()
             idx, val = model.candidates(queries, spec.candidates, allowed)
             valid = idx >= 0
             rows = np.broadcast_to(np.arange(len(queries))[:, None], idx.shape)
@@ -344,6 +416,8 @@ class ScenarioPipeline:
             norm_l.append(norm[valid])
             rank_l.append(ranks[valid])
             raw_l.append(val[valid])
+            if seconds is not None:
+                seconds[s] = time.perf_counter() - t0
         if not keys_l:
             empty = np.zeros((0, S), np.float32)
             return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int32), empty, empty, empty, np.zeros(0, np.int64))
@@ -364,24 +438,29 @@ class ScenarioPipeline:
     def fuse(self, pairs: Pairs, queries: Queries, method: str) -> np.ndarray:
         """Fused score of every candidate pair (weights: the configured ones, or tuned on validation)."""
         w = self.weights_
+        if method == "auto":
+            method = self.method_
         if method == "rrf":
             contrib = np.where(np.isnan(pairs.rank), 0.0, 1.0 / (self.config.fusion.rrf_k + np.nan_to_num(pairs.rank)))
             return (contrib * w).sum(axis=1).astype(np.float32)
         if method == "ranker" and self.ranker is not None:
             return self.ranker.predict(self, pairs, queries)
+        if method == "ranker_ablation" and self.ranker_ablation_ is not None:
+            return self.ranker_ablation_.predict(self, pairs, queries)
         if method == "weighted_configured":
             w = np.array([s.weight for s in self.specs_], np.float32)
         return pairs.norm @ w
 
-    def _recommend_block(self, qb: Queries, k: int, filters, exclude, method, timings):
+    def _fuse_block(self, qb: Queries, k: int, pairs: Pairs, allowed: np.ndarray, method: str | None,
+                    only: int | None, timings: dict[str, float]):
+        """One method's top-``k`` of a block from its candidate pairs: fusion (or one strategy's own
+        normalised score), MMR, fallback."""
         cfg = self.config
-        t0 = time.perf_counter()
-        allowed = self.allowed(qb, filters, exclude)
-        labels = [s.display for s in self.specs_]
-        only = labels.index(method) if method in labels else None
-        pairs = self.candidate_pairs(qb, allowed, only)
         t1 = time.perf_counter()
-        if only is not None:   # one strategy alone: its own normalised score
+        if only is not None:   # one strategy alone: its own candidates and normalised score
+            if (pairs.sources != (np.int64(1) << only)).any():
+                pairs = pairs.subset((pairs.sources >> only) & 1 == 1)
+                pairs.sources[:] = np.int64(1) << only
             fused = pairs.norm[:, only].copy()
         else:
             fused = self.fuse(pairs, qb, method or cfg.fusion.method)
@@ -393,7 +472,6 @@ class ScenarioPipeline:
         else:
             idx, val, src = idx[:, :k], val[:, :k], src[:, :k]
         idx, val, src = self._fill(qb, idx, val, src, allowed, k)
-        timings["candidates"] += t1 - t0
         timings["fusion"] += t2 - t1
         timings["rerank"] += time.perf_counter() - t2
         return idx, val, src

@@ -8,7 +8,9 @@ the ranker learns which of them the user took. Features:
 * agreement: how many strategies proposed the item, the weighted and the RRF fusion scores;
 * item: popularity (log users), trend (7-day decay), days since its last and first event, log price;
 * request × item: the share of the request's history in the item's category (user-category
-  affinity), the item's price relative to the basket's mean price;
+  affinity), the item's price relative to the basket's mean price, and the item's similarity to the
+  request's most recent item, to its whole history and to its basket (cosines of co-occurrence
+  embeddings, :func:`item_embedding`);
 * request: history length, known user or not, basket size, session length.
 """
 
@@ -28,15 +30,83 @@ from .facts import DAY
 FEATURES_COMMON = ["n_sources", "weighted", "rrf", "log_popularity", "trend", "days_since_last",
                    "days_since_first", "log_price", "category_affinity", "price_vs_basket",
                    "log_history", "known_user", "basket_size", "session_length"]
+FEATURES_SIMILARITY = ["sim_recent", "sim_history", "sim_basket"]
+
+#: dimensions of the co-occurrence embedding behind the similarity features
+EMBED_DIM = 64
 
 
-def feature_names(labels: list[str]) -> list[str]:
+def feature_names(labels: list[str], similarity: bool = True) -> list[str]:
     return ([f"{lab}:score" for lab in labels] + [f"{lab}:rank" for lab in labels]
-            + [f"{lab}:raw" for lab in labels] + FEATURES_COMMON)
+            + [f"{lab}:raw" for lab in labels] + FEATURES_COMMON + (FEATURES_SIMILARITY if similarity else []))
 
 
-def features(pipe, pairs, queries: Queries) -> np.ndarray:
-    """(M, F) float32 feature matrix of the candidate pairs of one block."""
+def item_embedding(pipe) -> np.ndarray:
+    """(n_items, EMBED_DIM) float32 unit rows whose dot products approximate the normalised
+    co-occurrence of items: a truncated SVD of the binary users × items matrix scaled by
+    ``1/√degree`` on both sides (the GF-CF normalisation), items' rows = right singular vectors × the
+    singular values. Items without events get a zero row. Cached on the pipeline (fitted data)."""
+    cached = getattr(pipe, "_embedding", None)
+    if cached is not None:
+        return cached
+    from sklearn.utils.extmath import randomized_svd
+
+    data = pipe.data_
+    ev = data.events
+    x = sp.csr_matrix((np.ones(len(ev), np.float32), (ev["user_idx"].to_numpy(), ev["item_idx"].to_numpy())),
+                      shape=(data.n_users, data.n_items))
+    x.sum_duplicates()
+    x.data[:] = 1.0
+    du = np.asarray(x.sum(axis=1)).ravel()
+    di = np.asarray(x.sum(axis=0)).ravel()
+    x = sp.diags(1.0 / np.sqrt(np.maximum(du, 1))).astype(np.float32) @ x @ \
+        sp.diags(1.0 / np.sqrt(np.maximum(di, 1))).astype(np.float32)
+    d = max(1, min(EMBED_DIM, min(x.shape) - 1))
+    _, sv, vt = randomized_svd(x, d, n_iter=4, random_state=pipe.config.ranker.seed)
+    e = (vt.T * sv).astype(np.float32)
+    e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    e[di == 0] = 0.0
+    pipe._embedding = e
+    return e
+
+
+def _recent_item(pipe, queries: Queries) -> np.ndarray:
+    """Each request's most recent item: the page's item, else the session's last, else the known
+    user's last training item (when the data has an order); -1 when there is none."""
+    last_seen = getattr(pipe, "_last_item", None)
+    if last_seen is None:
+        seqs = pipe.data_.sequences(by="user")
+        last_seen = np.where(seqs.lengths > 0, seqs.last(), -1).astype(np.int32)
+        if not pipe.data_.has_order:
+            last_seen[:] = -1
+        pipe._last_item = last_seen
+    out = np.full(len(queries), -1, np.int32)
+    u = queries.user_idx
+    known = (u >= 0) & (u < len(last_seen))
+    out[known] = last_seen[u[known]]
+    has_s = queries.items.lengths > 0
+    out[has_s] = queries.items.last()[has_s]
+    cur = queries.current_item
+    out[cur >= 0] = cur[cur >= 0]
+    return out
+
+
+def _pair_cosines(emb: np.ndarray, items: np.ndarray, rows: np.ndarray, request_vecs: np.ndarray,
+                  chunk: int = 1 << 18) -> np.ndarray:
+    """cos(emb[items[j]], request_vecs[rows[j]]) for every pair, in chunks (vectors are unit or 0)."""
+    out = np.empty(len(items), np.float32)
+    for s in range(0, len(items), chunk):
+        out[s:s + chunk] = np.einsum("md,md->m", emb[items[s:s + chunk]], request_vecs[rows[s:s + chunk]])
+    return out
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def features(pipe, pairs, queries: Queries, similarity: bool = True) -> np.ndarray:
+    """(M, F) float32 feature matrix of the candidate pairs of one block (``similarity``: with the
+    embedding-cosine features)."""
     facts = pipe.facts_
     w = np.array([s.weight for s in pipe.specs_], np.float32)
     n = len(queries)
@@ -73,7 +143,18 @@ def features(pipe, pairs, queries: Queries) -> np.ndarray:
         np.log1p(hist_len[r]), (queries.user_idx[r] >= 0).astype(np.float32), b_len[r],
         queries.items.lengths[r].astype(np.float32),
     ])
-    return np.hstack([pairs.norm, pairs.rank, pairs.raw, common]).astype(np.float32)
+    parts = [pairs.norm, pairs.rank, pairs.raw, common]
+    if similarity:
+        emb = item_embedding(pipe)
+        recent = _recent_item(pipe, queries)
+        rvec = np.where((recent >= 0)[:, None], emb[np.maximum(recent, 0)], 0.0).astype(np.float32)
+        basket = queries.basket.to_csr(facts.n_items, binary=True)
+        parts.append(np.column_stack([
+            np.where(recent[r] >= 0, _pair_cosines(emb, it, r, rvec), np.nan),
+            np.where(hist_len[r] > 0, _pair_cosines(emb, it, r, _unit(hist @ emb[:hist.shape[1]])), np.nan),
+            np.where(b_len[r] > 0, _pair_cosines(emb, it, r, _unit(basket @ emb)), np.nan),
+        ]))
+    return np.hstack(parts).astype(np.float32)
 
 
 @dataclass
@@ -87,6 +168,7 @@ class Ranker:
     positives: float
     validation: str
     seconds: float
+    similarity: bool = True
 
     def predict(self, pipe, pairs, queries: Queries) -> np.ndarray:
         """Scores that put the ranker's order on each request's top ``rerank`` weighted pairs, above
@@ -96,8 +178,8 @@ class Ranker:
             return weighted
         top = top_mask(pairs.row, pairs.item, weighted, len(queries), pipe.config.ranker.rerank)
         out = weighted - weighted.max(initial=0) - 1.0
-        sub = _subset(pairs, top)
-        pred = np.asarray(self.booster.predict(features(pipe, sub, queries)), dtype=np.float32)
+        sub = pairs.subset(top)
+        pred = np.asarray(self.booster.predict(features(pipe, sub, queries, self.similarity)), dtype=np.float32)
         out[top] = 1000.0 + pred
         return out.astype(np.float32)
 
@@ -211,6 +293,7 @@ class ValidationBlock:
     pairs: object
     label: np.ndarray        # bool (M,)
     n_relevant: np.ndarray   # per request, all its relevant items (found or not)
+    held: np.ndarray         # bool per request: held out from weight tuning and ranker training
 
 
 @dataclass
@@ -233,6 +316,7 @@ def validation_set(pipe, data: ShopData) -> ValidationSet:
     n_q = task.n_queries
     rng = np.random.default_rng(cfg.seed)
     sel = np.sort(rng.choice(n_q, size=min(n_q, cfg.max_queries), replace=False)) if n_q else np.zeros(0, int)
+    held = rng.random(len(sel)) < cfg.method_holdout
     queries = task.queries.take(sel)
     relevant = task.relevant[sel]
     exclude = task.exclude[sel] if task.exclude is not None else None
@@ -248,7 +332,7 @@ def validation_set(pipe, data: ShopData) -> ValidationSet:
         pairs = inner.candidate_pairs(qb, allowed)
         rel = relevant[bs]
         y = np.asarray(rel[pairs.row, pairs.item]).ravel() > 0 if len(pairs.row) else np.zeros(0, bool)
-        blocks.append(ValidationBlock(qb, pairs, y, np.diff(rel.indptr)))
+        blocks.append(ValidationBlock(qb, pairs, y, np.diff(rel.indptr), held[bs]))
     return ValidationSet(inner, blocks, task.protocol, len(sel), time.perf_counter() - start)
 
 
@@ -273,21 +357,28 @@ def _dense(blk: ValidationBlock):
     return blk._dense_cache
 
 
-def ndcg_at(vs: ValidationSet, weights: np.ndarray, k: int = 10) -> float:
-    """Mean NDCG@k over the validation requests of weighted fusion with ``weights``."""
+def _part(blk: ValidationBlock, part: str | None) -> np.ndarray:
+    """Bool per request: the ``fit`` part (tuning, training), the ``held`` part, or all (None)."""
+    if part is None:
+        return np.ones(len(blk.held), bool)
+    return ~blk.held if part == "fit" else blk.held
+
+
+def ndcg_at(vs: ValidationSet, weights: np.ndarray, k: int = 10, part: str | None = "fit") -> float:
+    """Mean NDCG@k over the validation requests (of ``part``) of weighted fusion with ``weights``."""
     total, count = 0.0, 0
     disc = 1.0 / np.log2(np.arange(2, k + 2))
     for blk in vs.blocks:
-        has = blk.n_relevant > 0
+        has = (blk.n_relevant > 0) & _part(blk, part)
         count += int(has.sum())
         if not len(blk.pairs.row):
             continue
         norm, label, valid = _dense(blk)
         fused = np.where(valid, norm @ np.asarray(weights, np.float32), -np.inf)
         kk = min(k, fused.shape[1])
-        part = np.argpartition(-fused, kk - 1, axis=1)[:, :kk]
-        order = np.argsort(-np.take_along_axis(fused, part, 1), axis=1, kind="stable")
-        top = np.take_along_axis(part, order, 1)
+        cand = np.argpartition(-fused, kk - 1, axis=1)[:, :kk]
+        order = np.argsort(-np.take_along_axis(fused, cand, 1), axis=1, kind="stable")
+        top = np.take_along_axis(cand, order, 1)
         lab = np.take_along_axis(label & valid, top, 1)
         dcg = (lab * disc[:kk]).sum(axis=1)
         ideal = np.cumsum(disc)[np.minimum(np.maximum(blk.n_relevant, 1), k) - 1]
@@ -295,9 +386,45 @@ def ndcg_at(vs: ValidationSet, weights: np.ndarray, k: int = 10) -> float:
     return total / max(count, 1)
 
 
+def pairs_ndcg(vs: ValidationSet, score_fn, k: int = 10, part: str | None = "held") -> float:
+    """Mean NDCG@k over the validation requests of ``part`` when each block's pairs are scored by
+    ``score_fn(block) -> float32 (M,)`` (any fusion: weighted, RRF, the ranker)."""
+    from .pipeline import _top_pairs
+
+    total, count = 0.0, 0
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    for blk in vs.blocks:
+        has = (blk.n_relevant > 0) & _part(blk, part)
+        count += int(has.sum())
+        if not has.any() or not len(blk.pairs.row):
+            continue
+        p = blk.pairs
+        idx, _, lab = _top_pairs(p.row, p.item, score_fn(blk), blk.label.astype(np.int64), len(blk.queries), k)
+        dcg = (((lab > 0) & (idx >= 0)) * disc).sum(axis=1)
+        ideal = np.cumsum(disc)[np.minimum(np.maximum(blk.n_relevant, 1), k) - 1]
+        total += float((dcg / ideal)[has].sum())
+    return total / max(count, 1)
+
+
+def compare_methods(pipe, vs: ValidationSet) -> dict[str, float]:
+    """NDCG@10 of each fusion method on the held-out validation requests (not used for tuning or
+    training): ``weighted`` (the pipeline's weights), ``rrf`` and, when trained, ``ranker``."""
+    inner = vs.inner
+    inner.weights_ = pipe.weights_.copy()
+    out = {"weighted": pairs_ndcg(vs, lambda b: b.pairs.norm @ pipe.weights_),
+           "rrf": pairs_ndcg(vs, lambda b: inner.fuse(b.pairs, b.queries, "rrf"))}
+    if pipe.ranker is not None:
+        out["ranker"] = pairs_ndcg(vs, lambda b: pipe.ranker.predict(inner, b.pairs, b.queries))
+    if getattr(pipe, "ranker_ablation_", None) is not None:
+        out["ranker (no similarity)"] = pairs_ndcg(vs, lambda b: pipe.ranker_ablation_.predict(inner, b.pairs,
+                                                                                             b.queries))
+    return out
+
+
 def tune_weights(vs: ValidationSet, start: np.ndarray, grid=(0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
                  rounds: int = 2) -> tuple[np.ndarray, float]:
-    """Coordinate ascent on the fusion weights, maximising validation NDCG@10."""
+    """Coordinate ascent on the fusion weights, maximising NDCG@10 on the fitting part of the
+    validation requests."""
     w = np.asarray(start, np.float32).copy()
     best = ndcg_at(vs, w)
     for _ in range(rounds):
@@ -328,15 +455,9 @@ def top_mask(row, item, score, n, k) -> np.ndarray:
     return pos < k
 
 
-def _subset(pairs, mask):
-    from .pipeline import Pairs
-
-    return Pairs(pairs.row[mask], pairs.item[mask], pairs.norm[mask], pairs.rank[mask], pairs.raw[mask],
-                 pairs.sources[mask])
-
-
-def train_ranker(pipe, vs: ValidationSet) -> Ranker:
-    """Train LambdaRank on the validation pairs (requests without any relevant candidate dropped)."""
+def train_ranker(pipe, vs: ValidationSet, similarity: bool = True) -> Ranker:
+    """Train LambdaRank on the validation pairs of the fitting part (requests without any relevant
+    candidate dropped); ``similarity=False`` leaves out the embedding-cosine features (an ablation)."""
     import lightgbm as lgb
 
     cfg = pipe.config.ranker
@@ -348,15 +469,15 @@ def train_ranker(pipe, vs: ValidationSet) -> Ranker:
             continue
         n = len(blk.queries)
         top = top_mask(p.row, p.item, p.norm @ pipe.weights_, n, cfg.rerank)
-        p, y = _subset(p, top), y[top]
-        has_pos = np.bincount(p.row[y], minlength=n) > 0
+        p, y = p.subset(top), y[top]
+        has_pos = (np.bincount(p.row[y], minlength=n) > 0) & ~blk.held
         keep = has_pos[p.row]
         if not keep.any():
             continue
-        X_parts.append(features(vs.inner, p, blk.queries)[keep])
+        X_parts.append(features(vs.inner, p, blk.queries, similarity)[keep])
         y_parts.append(y[keep].astype(np.int32))
         groups.append(np.bincount(p.row[keep], minlength=n)[has_pos])
-    names = feature_names([s.display for s in pipe.specs_])
+    names = feature_names([s.display for s in pipe.specs_], similarity)
     if not X_parts:
         raise ValueError(f"{pipe.config.name}: the validation slice ({vs.protocol}) gave no request whose "
                          "answer was among the candidates; cannot train the ranker")
@@ -370,4 +491,4 @@ def train_ranker(pipe, vs: ValidationSet) -> Ranker:
                            force_row_wise=True, lambdarank_truncation_level=20)
     model.fit(X, y, group=group, feature_name=[re.sub(r"[^0-9A-Za-z_]", "_", n) for n in names])
     return Ranker(model.booster_, names, int(len(group)), int(len(y)), float(y.mean()),
-                  vs.protocol, vs.seconds + time.perf_counter() - start)
+                  vs.protocol, vs.seconds + time.perf_counter() - start, similarity)

@@ -247,6 +247,12 @@ class Strategy(ABC):
     @abstractmethod
     def _fit(self, data: ShopData) -> None: ...
 
+    def unusable(self, data: ShopData) -> str | None:
+        """Why this strategy, as configured, cannot be fitted on ``data`` (say, content strategies on
+        a shop without item texts), or None when it can. Scenarios skip such a strategy with this as
+        the note, so one shipped scenario file serves shops with and without texts, baskets, …"""
+        return None
+
     @property
     def is_fitted(self) -> bool:
         return hasattr(self, "n_items_")

@@ -325,6 +325,13 @@ class _ContentStrategy(Strategy):
         """(len(texts), n_items) cosines between the search texts and the items."""
         raise NotImplementedError
 
+    def unusable(self, data: ShopData) -> str | None:
+        try:
+            texts = item_texts(data, self.config.fields)
+        except ValueError as e:
+            return str(e)
+        return None if any(texts) else f"{data.name}: no item has text in fields {list(self.config.fields)}"
+
     def _fit(self, data: ShopData) -> None:
         cfg = self.config
         texts = item_texts(data, cfg.fields)

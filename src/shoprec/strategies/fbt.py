@@ -130,15 +130,23 @@ class FBTStrategy(Strategy):
     Config = FBTConfig
 
     # ------------------------------------------------------------------ fit
+    def unusable(self, data: ShopData) -> str | None:
+        wanted = [int(Behaviour.parse(b)) for b in self.config.behaviours]
+        present = np.unique(data.events["behaviour"].to_numpy())
+        if np.isin(present, wanted).any():
+            return None
+        names = sorted(Behaviour(int(b)).name.lower() for b in present)
+        return (f"{data.name}: fbt found no events of behaviours {list(self.config.behaviours)} to make baskets "
+                f"of; the data has {names} — set FBTConfig.behaviours to those")
+
     def _fit(self, data: ShopData) -> None:
         cfg = self.config
         n_items = data.n_items
         behaviours = tuple(Behaviour.parse(b) for b in cfg.behaviours)
+        why = self.unusable(data)
+        if why is not None:
+            raise ValueError(why)
         rows, basket, n_baskets = basket_ids(data, behaviours)
-        if len(rows) == 0:
-            present = sorted(Behaviour(int(b)).name.lower() for b in np.unique(data.events["behaviour"].to_numpy()))
-            raise ValueError(f"{data.name}: fbt found no events of behaviours {list(cfg.behaviours)} to make baskets "
-                             f"of; the data has {present} — set FBTConfig.behaviours to those")
         items = data.events["item_idx"].to_numpy()[rows]
         ts = data.events["timestamp"].to_numpy()[rows]
 

@@ -42,6 +42,11 @@ class PopularityStrategy(Strategy):
     name = "popularity"
     Config = PopularityConfig
 
+    def unusable(self, data: ShopData) -> str | None:
+        if self.config.mode == "category" and (data.item_table is None or "category" not in data.item_table.columns):
+            return f"{data.name}: popularity mode 'category' needs item_table['category']"
+        return None
+
     def _fit(self, data: ShopData) -> None:
         cfg = self.config
         users_per_item = np.asarray((self.user_items_ > 0).sum(axis=0)).ravel().astype(np.float64)
@@ -60,8 +65,9 @@ class PopularityStrategy(Strategy):
         self.ref_time_ = float(ts.max()) if len(ts) and (ts >= 0).all() else 0.0
         self.item_category_ = np.full(data.n_items, -1, dtype=np.int32)
         if cfg.mode == "category":
-            if data.item_table is None or "category" not in data.item_table.columns:
-                raise ValueError(f"{data.name}: popularity mode 'category' needs item_table['category']")
+            why = self.unusable(data)
+            if why is not None:
+                raise ValueError(why)
             codes, _ = pd.factorize(data.item_table["category"], use_na_sentinel=True)
             self.item_category_ = codes.astype(np.int32)
 

@@ -9,18 +9,31 @@ item embeddings (scaled by √hidden, shared with the output layer) plus learned
 (FFN = two position-wise linear layers of width ``hidden`` with ReLU and dropout) and a final
 LayerNorm. Each position's output ``h_t`` scores every item ``j`` by ``h_t · e_j``.
 
-Two changes from the paper, both documented here:
+Changes from the paper:
 
 * **Training loss.** Full softmax cross-entropy over *all* items at every position (predict item
   ``t + 1`` from items ``≤ t``), not the paper's binary cross-entropy with one sampled negative. Under
   full ranking on Amazon Beauty this is the difference between HR@10 ≈ .06 (paper) and ≈ .09 (see
   Klenitskiy & Vasilev, "Turning dross into gold loss: is BERT4Rec really better than SASRec?",
-  RecSys 2023; Petrov & Macdonald, gSASRec, RecSys 2023).
+  RecSys 2023; Petrov & Macdonald, gSASRec, RecSys 2023). The loss is computed in chunks of 128
+  positions whose logits become their gradient in place while in cache (``FullSoftmaxCE``); this is
+  1.8× faster on CPU than materialising the (positions × items) logits.
 * **Padding.** Sequences are left-padded and padded keys are masked out of the attention (the
   reference code lets real items attend to padding, whose keys are only the projection biases).
-  Positions count back from the most recent item (0 = last), which is what the reference's
+  Positions count back from the most recent item (0 = last), which is what the original code's
   positional table over a left-padded window of ``max_len`` amounts to. With both, a batch can be cut
-  to its longest sequence without changing any output, which makes training on short histories fast.
+  to its longest sequence without changing any output; batching sequences of similar length
+  (``bucket_by_length``) then spends almost no compute on padding (Beauty: 2.5× faster epochs).
+* **Schedule.** AdamW (β = 0.9, 0.98 as in the reference) with a cosine decay of the learning rate
+  to 0 over ``epochs`` (or over ``time_budget_seconds`` when that ends first).
+
+Measured on Amazon Beauty (leave-one-out, full ranking, history excluded), defaults, 2 threads,
+2026-12-01: 30 epochs, 13–15 s per epoch alone on the 2 cores (fit ≈ 7 min; 444 s measured for the
+validation run), test HR@10 / NDCG@10 = .1083 / .0659; validation (second-to-last item, trained
+without it) .1181 / .0721. For comparison: ``sequential`` .0937 / .0608, published SASRec with sampled
+softmax .0921 / .0531, best published (BSARec) .1008 / .0611. The previous defaults (one head, constant
+lr 1e-3, up to 200 epochs) were not measured to the end: at equal epochs their training loss trailed
+(epoch 15: 6.97 against 6.71), and 200 epochs would take ≈ 45 min.
 
 Serving: a query's sequence is the known user's training sequence followed by the query's own items
 (``queries.items``, oldest first, then ``current_item`` when it is not already last); an unknown user
@@ -37,9 +50,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Literal, Mapping
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -64,7 +79,14 @@ CE_CHUNK = 128
 
 
 def _torch():
-    """Import torch, or raise ConfigError with the install command."""
+    """Import torch, or raise ConfigError with the install command.
+
+    When torch is not imported yet, ``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` (an explicit setting
+    wins): with OpenMP's default spin-waiting, two training threads on a machine whose cores another
+    job also uses ran an epoch of Amazon Beauty in 320 s instead of 24 s (2 cores, 2026-12-01), since
+    a spinning thread burns the core its descheduled partner needs."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
     except ImportError:
@@ -91,26 +113,32 @@ class SASRecConfig(StrategyConfig):
     max_len: int = Field(default=50, ge=1, description="Most recent items the model sees per sequence.")
     hidden: int = Field(default=64, ge=1, description="Embedding and hidden size.")
     blocks: int = Field(default=2, ge=1, description="Number of self-attention blocks.")
-    heads: int = Field(default=1, ge=1, description="Attention heads (must divide hidden).")
+    heads: int = Field(default=2, ge=1, description="Attention heads (must divide hidden).")
     dropout: float = Field(default=0.5, ge=0, lt=1,
                            description="Dropout on embeddings, attention weights and feed-forward layers.")
-    lr: float = Field(default=1e-3, gt=0, description="AdamW learning rate.")
+    lr: float = Field(default=2e-3, gt=0, description="AdamW learning rate (the peak of the schedule).")
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW decoupled weight decay.")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        default="cosine",
+        description="constant, or cosine decay from lr to 0 per step over `epochs` (or over the time "
+                    "budget when that ends sooner).")
     batch_size: int = Field(default=128, ge=1, description="Training sequences per step.")
     bucket_by_length: bool = Field(
         default=True,
         description="Batch sequences of similar length (sorted within shuffled groups of 64 batches), "
                     "about batch_size × mean length positions per batch, so that little compute goes "
                     "to padding; false = random batches of batch_size sequences as in the reference.")
-    epochs: int = Field(default=200, ge=1, description="Most passes over the training sequences.")
+    epochs: int = Field(default=30, ge=1,
+                        description="Passes over the training sequences (30 ≈ 10 min on Amazon Beauty, "
+                                    "2 cores).")
     time_budget_seconds: float | None = Field(
         default=None, gt=0,
         description="Stop after the epoch during which training time crosses this (None = no limit).")
     validation_users: int = Field(
         default=0, ge=0,
         description="Early stopping: hold out the last item of this many training users (drawn with "
-                    "the seed), measure HR@10 on them after each epoch and keep the best epoch; "
-                    "0 = off.")
+                    "the seed; those items are then not trained on), measure HR@10 on them after "
+                    "each epoch and keep the best epoch; 0 = off.")
     patience: int = Field(default=5, ge=1,
                           description="Early stopping: epochs without a better HR@10 before stopping.")
     seed: int = Field(default=0, description="Seed of initialisation, dropout and batch order.")
@@ -322,78 +350,101 @@ class SASRecStrategy(Strategy):
     name = "sasrec"
     Config = SASRecConfig
 
+    def unusable(self, data: ShopData) -> str | None:
+        if not data.has_order:
+            return f"{data.name}: {self.name} needs ordered events (timestamps or positions); this data has none"
+        return None
+
     # ----------------------------------------------------------------- fit
     def _fit(self, data: ShopData) -> None:
         cfg: SASRecConfig = self.config
         torch = _torch()
-        n_items = data.n_items
         seqs = data.sequences(by="user")
         self.user_seqs_ = seqs.tail(cfg.max_len)
-        self.popularity_ = self._popularity(seqs.values, n_items)
-
+        self.popularity_ = self._popularity(seqs.values, data.n_items)
         rng = np.random.default_rng(cfg.seed)
-        val_users = np.zeros(0, dtype=np.int64)
+        validation = None
         if cfg.validation_users > 0:
-            cand = np.flatnonzero(seqs.lengths >= 3)
-            val_users = np.sort(rng.choice(cand, min(cfg.validation_users, len(cand)), replace=False))
-            held = np.zeros(len(seqs), dtype=bool)
-            held[val_users] = True
-            val_target = seqs.last()[val_users].astype(np.int64)
-            seqs = _drop_last(seqs, held)
-            val_input = _left_padded(seqs.take(val_users), cfg.max_len)
-        # training pairs: input = items[:-1], target = items[1:] (last max_len of each)
+            seqs, validation = self._hold_out(seqs, rng)
+        # training pairs: input = items[:-1], target = items[1:], the last max_len of each
         seqs = seqs.take(np.flatnonzero(seqs.lengths >= 2)).tail(cfg.max_len + 1)
-        full = _left_padded(seqs, cfg.max_len + 1)
-        inputs, targets = full[:, :-1], full[:, 1:]
-        lengths = seqs.lengths - 1
-
+        pairs = _left_padded(seqs, cfg.max_len + 1)
         with _threads(torch, cfg.num_threads):
             torch.manual_seed(cfg.seed)
-            model = _module_class()(n_items, cfg)
-            opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98),
-                                    weight_decay=cfg.weight_decay)
-            self.losses_, self.val_hr_ = [], []
-            best_hr, best_state, self.best_epoch_ = -1.0, None, 0
-            start = time.perf_counter()
-            epoch = 0
-            for epoch in range(1, cfg.epochs + 1):
-                model.train()
-                total, count = 0.0, 0
-                for batch in _batches(lengths, cfg.batch_size, rng, cfg.bucket_by_length):
-                    width = int(lengths[batch].max())
-                    x = torch.from_numpy(inputs[batch, -width:])
-                    y = torch.from_numpy(targets[batch, -width:])
-                    h = model(x)
-                    keep = y > 0
-                    loss = model.full_softmax_ce(h[keep], model.item_weights(), y[keep] - 1, CE_CHUNK)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    total += loss.item() * int(keep.sum())
-                    count += int(keep.sum())
-                self.losses_.append(total / max(count, 1))
-                elapsed = time.perf_counter() - start
-                msg = f"sasrec epoch {epoch}: loss {self.losses_[-1]:.4f}, {elapsed:.0f} s"
-                if len(val_users):
-                    hr = self._hit_rate(model, val_input, val_target, torch)
-                    self.val_hr_.append(hr)
-                    msg += f", validation HR@10 {hr:.4f}"
-                    if hr > best_hr:
-                        best_hr, self.best_epoch_ = hr, epoch
-                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                log.info(msg)
-                if len(val_users) and epoch - self.best_epoch_ >= cfg.patience:
-                    break
-                if cfg.time_budget_seconds is not None and elapsed >= cfg.time_budget_seconds:
-                    log.info("sasrec: time budget of %.0f s reached after %d epochs",
-                             cfg.time_budget_seconds, epoch)
-                    break
-            self.epochs_done_ = epoch
-            self.epoch_seconds_ = (time.perf_counter() - start) / max(epoch, 1)
-            if best_state is not None:
-                model.load_state_dict(best_state)
-        model.eval()
-        self.model_ = model
+            self.model_ = _module_class()(data.n_items, cfg)
+            self._train(pairs[:, :-1], pairs[:, 1:], seqs.lengths - 1, rng, validation, torch)
+        self.model_.eval()
+
+    def _hold_out(self, seqs: Ragged, rng: np.random.Generator) -> tuple[Ragged, tuple[np.ndarray, np.ndarray]]:
+        """Remove the last item of ``validation_users`` random users (with ≥ 3 items) from ``seqs``;
+        returns the shortened sequences and (left-padded inputs, held-out items) for early stopping."""
+        cand = np.flatnonzero(seqs.lengths >= 3)
+        users = np.sort(rng.choice(cand, min(self.config.validation_users, len(cand)), replace=False))
+        held = np.zeros(len(seqs), dtype=bool)
+        held[users] = True
+        target = seqs.last()[users].astype(np.int64)
+        seqs = _drop_last(seqs, held)
+        return seqs, (_left_padded(seqs.take(users), self.config.max_len), target)
+
+    def _train(self, inputs: np.ndarray, targets: np.ndarray, lengths: np.ndarray,
+               rng: np.random.Generator, validation: tuple[np.ndarray, np.ndarray] | None, torch) -> None:
+        """AdamW on the full-softmax loss of every position, epoch by epoch, until ``epochs``, the
+        time budget, or (with validation) ``patience`` epochs without a better HR@10."""
+        cfg: SASRecConfig = self.config
+        model = self.model_
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98),
+                                weight_decay=cfg.weight_decay)
+        budget = cfg.time_budget_seconds
+        self.losses_, self.val_hr_, self.best_epoch_ = [], [], 0
+        best_hr, best_state = -1.0, None
+        start = time.perf_counter()
+        step = epoch = 0
+        total_steps = None
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            loss_sum, positions = 0.0, 0
+            batches = _batches(lengths, cfg.batch_size, rng, cfg.bucket_by_length)
+            total_steps = total_steps or max(1, cfg.epochs * len(batches))
+            for batch in batches:
+                if cfg.lr_schedule == "cosine":
+                    # progress through the schedule: steps, or the time budget when that ends sooner
+                    progress = step / total_steps
+                    if budget is not None:
+                        progress = max(progress, (time.perf_counter() - start) / budget)
+                    for group in opt.param_groups:
+                        group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+                step += 1
+                width = int(lengths[batch].max())
+                y = torch.from_numpy(targets[batch, -width:])
+                h = model(torch.from_numpy(inputs[batch, -width:]))
+                keep = y > 0
+                loss = model.full_softmax_ce(h[keep], model.item_weights(), y[keep] - 1, CE_CHUNK)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                n_pos = int(keep.sum())
+                loss_sum += loss.item() * n_pos
+                positions += n_pos
+            self.losses_.append(loss_sum / max(positions, 1))
+            elapsed = time.perf_counter() - start
+            msg = f"sasrec epoch {epoch}: loss {self.losses_[-1]:.4f}, {elapsed:.0f} s"
+            if validation is not None:
+                hr = self._hit_rate(model, *validation, torch)
+                self.val_hr_.append(hr)
+                msg += f", validation HR@10 {hr:.4f}"
+                if hr > best_hr:
+                    best_hr, self.best_epoch_ = hr, epoch
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            log.info(msg)
+            if validation is not None and epoch - self.best_epoch_ >= cfg.patience:
+                break
+            if budget is not None and elapsed >= budget:
+                log.info("sasrec: time budget of %.0f s reached after %d epochs", budget, epoch)
+                break
+        self.epochs_done_ = epoch
+        self.epoch_seconds_ = (time.perf_counter() - start) / max(epoch, 1)
+        if best_state is not None:
+            model.load_state_dict(best_state)
 
     @staticmethod
     def _popularity(values: np.ndarray, n_items: int) -> np.ndarray:

@@ -125,6 +125,11 @@ class SequentialStrategy(Strategy):
     name = "sequential"
     Config = SequentialConfig
 
+    def unusable(self, data: ShopData) -> str | None:
+        if not data.has_order:
+            return f"{data.name}: {self.name} needs ordered events (timestamps or positions); this data has none"
+        return None
+
     def _fit(self, data: ShopData) -> None:
         cfg: SequentialConfig = self.config
         n_items = data.n_items
