@@ -57,8 +57,10 @@ def trained(n_items: int, scenarios: list[str]) -> Path:
     import hashlib
 
     # retrained when the shop generator or (for home) the benchmark's home config changes
+    defaults = ROOT / "src" / "shoprec" / "scenarios" / "defaults"
     digest = hashlib.sha1((ROOT / "benchmarks" / "synthetic_shop.py").read_bytes()
-                          + (HOME_TOML.read_bytes() if "home" in scenarios else b"")).hexdigest()[:8]
+                          + b"".join(HOME_TOML.read_bytes() if s == "home" else (defaults / f"{s}.toml").read_bytes()
+                                     for s in scenarios)).hexdigest()[:8]
     key = f"serve-{n_items}-{'-'.join(scenarios)}-{digest}"
     models = CACHE / key
     if (models / "CURRENT").is_file():
