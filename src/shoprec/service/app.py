@@ -40,7 +40,7 @@ from .metrics import Metrics
 from .schemas import (ErrorBody, EventBatch, EventsAccepted, Health, ItemBatch, ItemOutFull, ItemsAccepted,
                       ModelInfo, RecommendationRequest, RecommendationResponse)
 from .settings import ServiceSettings
-from .store import EventRecord, EventStore, ImpressionRecord, ItemRecord, StoreError, open_store
+from .store import EventRecord, EventStore, ImpressionRecord, ItemRecord, StoreError, new_id, open_store
 
 log = logging.getLogger(__name__)
 STOREFRONT = Path(__file__).parent / "storefront"
@@ -389,7 +389,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             service.metrics.errors.labels(kind="unknown_scenario").inc()
             return _error(404, "unknown_scenario", f"no scenario {scenario!r}",
                           f"this model serves: {', '.join(sorted(eng.rec.pipelines))}")
-        payload = {"context": body, "session_id": body.session_id, "request_id": x_request_id or uuid.uuid4().hex}
+        payload = {"context": body, "session_id": body.session_id, "request_id": x_request_id or new_id()}
         result = await eng.run("recommend", payload, scenario)
         service.metrics.request_seconds.labels(scenario=scenario).observe(time.perf_counter() - start)
         return Response(_dumps(result), media_type="application/json", headers={"X-Request-ID": payload["request_id"]})

@@ -18,6 +18,7 @@ answer it did not get.
 
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import sqlite3
@@ -31,6 +32,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..exceptions import ConfigError, ShoprecError
+
+
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count()
+
+
+def new_id() -> str:
+    """A unique id (random per process, then a counter): what uuid4 gives without a system call for
+    randomness per id, which cost 10 % of the HTTP thread under load."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
 
 class StoreError(ShoprecError):
@@ -60,7 +71,7 @@ class EventRecord:
 
     @staticmethod
     def new_id() -> str:
-        return uuid.uuid4().hex
+        return new_id()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
