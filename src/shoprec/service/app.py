@@ -87,7 +87,7 @@ class ImpressionWriter:
     """Impressions go to the store from a background thread in batches (they are logged, not
     acknowledged to anyone, so a response never waits for them); ``close`` flushes."""
 
-    def __init__(self, store: EventStore, metrics: Metrics, max_rows: int = 500, max_wait: float = 0.05) -> None:
+    def __init__(self, store: EventStore, metrics: Metrics, max_rows: int = 2000, max_wait: float = 0.25) -> None:
         self.store = store
         self.metrics = metrics
         self._q: queue.Queue = queue.Queue()
