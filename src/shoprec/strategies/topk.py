@@ -54,7 +54,21 @@ def _topk_above_threshold(scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.n
     thr = np.partition(sample, j, axis=1)[:, j]
     mask = scores > thr[:, None]
     counts = np.count_nonzero(mask, axis=1)
-    done = (counts >= kk) & (counts <= max(64 * kk, m // 16))
+    ok = (counts >= kk) & (counts <= max(64 * kk, m // 16))
+    # rows with fewer than kk entries above the threshold, whose threshold is a value repeated enough
+    # (the zeros of a neighbourhood strategy, the -inf of exclusions): the answer is those entries,
+    # then the lowest-index entries equal to the threshold (none for -inf, which is never returned)
+    few = np.flatnonzero((counts < kk) & (counts <= max(64 * kk, m // 16)))
+    ties: dict[int, np.ndarray] = {}
+    for r in few:
+        if thr[r] == -np.inf:
+            ties[r] = np.zeros(0, np.int64)
+            continue
+        eq = np.flatnonzero(scores[r] == thr[r])[: kk - counts[r]]
+        if len(eq) == kk - counts[r]:
+            ties[r] = eq
+    done = ok.copy()
+    done[list(ties)] = True
     idx = np.full((n, kk), -1, dtype=np.int32)
     vals = np.full((n, kk), -np.inf, dtype=np.float32)
     rows = np.flatnonzero(done)
@@ -68,6 +82,10 @@ def _topk_above_threshold(scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.n
         keep = rank < kk
         idx[rows[r[keep]], rank[keep]] = c[keep]
         vals[rows[r[keep]], rank[keep]] = v[keep]
+    for r, eq in ties.items():   # after the entries above the threshold, in index order
+        c = int(counts[r])
+        idx[r, c:c + len(eq)] = eq
+        vals[r, c:c + len(eq)] = thr[r]
     return idx, vals, done
 
 
