@@ -134,7 +134,8 @@ def features(pipe, pairs, queries: Queries, similarity: bool = True) -> np.ndarr
     b_price = np.nan_to_num(facts.price[queries.basket.values], nan=0.0) if len(b_rows) else np.zeros(0)
     b_sum = np.bincount(b_rows, weights=b_price, minlength=n)
     b_len = queries.basket.lengths.astype(np.float32)
-    b_mean = np.where(b_len > 0, b_sum / np.maximum(b_len, 1), np.nan)
+    # a basket of free (price 0) items has no price scale: the ratio is missing, not infinite
+    b_mean = np.where((b_len > 0) & (b_sum > 0), b_sum / np.maximum(b_len, 1), np.nan)
     price = facts.price[it].astype(np.float64)
     common = np.column_stack([
         n_src, pairs.norm @ w, rrf,
