@@ -183,6 +183,42 @@ def test_errors_say_what_to_send(client):
     assert r.status_code == 400 and "unknown categories" in r.json()["error"]["message"]
 
 
+def test_the_fast_path_answers_as_the_route_does(client, monkeypatch):
+    """FastRecommend answers the requests that succeed; everything else goes to the FastAPI route."""
+    import json
+
+    from shoprec.service.app import FastRecommend
+
+    taken: list[bool] = []
+    original = FastRecommend._answer
+
+    async def spy(self, scope, body):
+        out = await original(self, scope, body)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(FastRecommend, "_answer", spy)
+    eng = client.app.state.service.engine
+    body = {"user_id": "17850", "k": 5}
+    before = eng.stats.batched_requests
+    fast = client.post("/v1/recommendations/home", json=body, headers={"X-Request-ID": "req-1"})
+    assert fast.status_code == 200 and fast.headers["X-Request-ID"] == "req-1"
+    assert fast.json()["request_id"] == "req-1" and len(fast.json()["items"]) == 5
+    # the same request through the route: the fast path leaves other content types to FastAPI
+    routed = client.post("/v1/recommendations/home", content=json.dumps(body),
+                         headers={"Content-Type": "text/json", "X-Request-ID": "req-2"})
+    assert taken == [True, False]
+    assert routed.status_code in (200, 422)
+    if routed.status_code == 200:
+        assert [it["item_id"] for it in routed.json()["items"]] == [it["item_id"] for it in fast.json()["items"]]
+    r = client.post("/v1/recommendations/home", json=body, headers={"X-Request-ID": "x" * 129})
+    assert r.status_code == 422 and "x-request-id" in r.json()["error"]["message"].lower()
+    r = client.post("/v1/recommendations/home", json={"k": 0})
+    assert r.status_code == 422 and "k:" in r.json()["error"]["message"]
+    assert taken == [True, False, False, False]
+    assert eng.stats.batched_requests == before + 1 + (routed.status_code == 200)  # each answered once
+
+
 def test_keys_and_limits(client):
     ev = {"events": [{"user_id": "u", "item_id": "a"}]}
     assert client.post("/v1/events", json=ev).status_code == 401

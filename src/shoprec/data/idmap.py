@@ -17,7 +17,7 @@ class IdMap:
         Unique external ids, in index order.
     """
 
-    __slots__ = ("_ids", "_index")
+    __slots__ = ("_ids", "_index", "_lookup")
 
     def __init__(self, external_ids: Iterable[str]) -> None:
         ids = np.asarray(list(external_ids) if not isinstance(external_ids, (np.ndarray, pd.Index))
@@ -28,6 +28,7 @@ class IdMap:
             raise ValueError(f"external ids must be unique; {dup!r} occurs more than once")
         self._ids = ids
         self._index = index
+        self._lookup: dict | None = None   # built on the first short lookup (see to_index)
 
     @classmethod
     def from_values(cls, values: Iterable[str]) -> tuple["IdMap", np.ndarray]:
@@ -57,9 +58,17 @@ class IdMap:
 
         Unknown ids raise ``KeyError`` unless ``missing`` is given, in which case they map to it.
         """
-        values = external_ids if isinstance(external_ids, (np.ndarray, pd.Index, pd.Series)) \
-            else np.asarray(list(external_ids), dtype=object)
-        idx = self._index.get_indexer(values)
+        if isinstance(external_ids, list) and len(external_ids) <= 256:
+            # a request's few ids: a dict lookup, not a pandas index probe (~30 µs of overhead each)
+            lookup = self._lookup
+            if lookup is None:
+                lookup = self._lookup = {k: i for i, k in enumerate(self._ids.tolist())}
+            idx = np.fromiter((lookup.get(x, -1) for x in external_ids), dtype=np.int64, count=len(external_ids))
+            values = external_ids
+        else:
+            values = external_ids if isinstance(external_ids, (np.ndarray, pd.Index, pd.Series)) \
+                else np.asarray(list(external_ids), dtype=object)
+            idx = self._index.get_indexer(values)
         if missing is None and (idx < 0).any():
             bad = np.asarray(values, dtype=object)[idx < 0][:5]
             raise KeyError(f"unknown ids: {list(bad)}")

@@ -9,6 +9,7 @@ Scenarios share fitted strategies (same name and parameters = one fit).
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -112,6 +113,7 @@ class Recommender:
         table = table.drop_duplicates("item_id", keep="last").reset_index(drop=True)
         ids = table["item_id"].astype(str)
         data = self.data_
+        self.__dict__.pop("_reason_texts", None)  # titles may change: reasons are written afresh
         known = data.items.to_index(ids, missing=-1)
         n_old = data.n_items
         items = data.items.extend(ids[known < 0]) if (known < 0).any() else data.items
@@ -293,7 +295,10 @@ class Recommender:
         generic: np.ndarray | None = None
         ext = data.items.external_ids
         titles = facts.titles
-        texts: dict[tuple[str, int], tuple[str, str | None]] = {}   # (template, anchor) → text, anchor id
+        # (template, anchor) → text, anchor id; kept across requests until the catalogue changes
+        texts: dict[tuple[str, int], tuple[str, str | None]] = self.__dict__.setdefault("_reason_texts", {})
+        if len(texts) > 200_000:
+            texts.clear()
 
         def title(i: int) -> str | None:
             if titles is None or i >= len(titles):
@@ -311,15 +316,21 @@ class Recommender:
         order = sorted(range(len(specs)), key=lambda s: -specs[s].weight)
         plain = {s: R.fill(specs[s].reason or R.TEMPLATES.get(specs[s].name, ("recommended by " + specs[s].name,) * 2)[1])
                  for s in order}
+        # plain Python lists: indexing numpy scalars one by one costs more than the whole loop
+        idx_l, src_l, score_l = idx.tolist(), recs.sources.tolist(), recs.scores.tolist()
+        special_l = {s: v.tolist() for s, v in special.items()}
+        ext_ids: dict[int, str] = {}
+        reason_of: dict[tuple[int, int], dict[str, Any]] = {}   # (strategy, anchor) → reason (shared, read-only)
         out: list[list[dict[str, Any]]] = []
         for r in range(n):
             row: list[dict[str, Any]] = []
             query = ctxs[r].query
+            idx_r, src_r, score_r = idx_l[r], src_l[r], score_l[r]
             for j in range(min(ks[r], width)):
-                item = int(idx[r, j])
+                item = idx_r[j]
                 if item < 0:
                     break
-                bits = int(recs.sources[r, j])
+                bits = src_r[j]
                 reasons = []
                 for s in order:
                     if not bits >> s & 1:
@@ -333,24 +344,33 @@ class Recommender:
                     elif name.startswith("content") and query:
                         text = R.fill(spec.reason or R.SEARCH, query=query)
                     elif name == "cold_start" and s in special:
-                        segment = special[s][r, j]
+                        segment = special_l[s][r][j]
                         template_a, template_n = R.TEMPLATES["cold_start"]
                         text = R.fill(spec.reason or (template_a if segment else template_n), segment=str(segment or ""))
                     else:
-                        a = int(special[s][r, j]) if s in special else -1
+                        a = int(special_l[s][r][j]) if s in special else -1
                         if a < 0 and s not in special:
                             if generic is None:
                                 generic = R.cooccurrence_anchors(idx, R.anchor_candidates(q, self._user_items),
-                                                                 self._item_users, self._item_norms)
-                            a = int(generic[r, j])
-                        if a >= 0:
-                            template = spec.reason or R.TEMPLATES.get(name, ("recommended by " + name,) * 2)[0]
-                            text, anchor_id = anchored(template, a)
-                        else:
-                            text = plain[s]
+                                                                 self._item_users, self._item_norms).tolist()
+                            a = generic[r][j]
+                        got = reason_of.get((s, a))
+                        if got is None:
+                            if a >= 0:
+                                template = spec.reason or R.TEMPLATES.get(name, ("recommended by " + name,) * 2)[0]
+                                text, anchor_id = anchored(template, a)
+                            else:
+                                text = plain[s]
+                            got = reason_of[(s, a)] = {"strategy": spec.display, "text": text,
+                                                       "anchor_item_id": anchor_id}
+                        reasons.append(got)
+                        continue
                     reasons.append({"strategy": spec.display, "text": text, "anchor_item_id": anchor_id})
-                score = float(recs.scores[r, j])
-                row.append({"item_id": str(ext[item]), "score": score if np.isfinite(score) else 0.0,
+                score = score_r[j]
+                iid = ext_ids.get(item)
+                if iid is None:
+                    iid = ext_ids[item] = str(ext[item])
+                row.append({"item_id": iid, "score": score if math.isfinite(score) else 0.0,
                             "title": title(item), "reasons": reasons})
             out.append(row)
         return out

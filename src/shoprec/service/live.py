@@ -132,9 +132,40 @@ class LiveState:
 class _Task:
     kind: str                       # "recommend", "events", "items", "call"
     payload: Any
-    future: Future
+    future: Any                     # a concurrent Future, or an asyncio one of ``loop``
     scenario: str | None = None
     enqueued: float = field(default_factory=time.perf_counter)
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+def _settle_async(outcomes: list[tuple[Any, Any, BaseException | None]]) -> None:
+    """Resolve asyncio futures on their loop (one wake-up of the loop for a whole batch)."""
+    for fut, result, exc in outcomes:
+        if fut.done():
+            continue
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+
+def settle(outcomes: list[tuple[_Task, Any, BaseException | None]]) -> None:
+    """Give each task its result or exception: concurrent futures at once, asyncio futures with
+    one ``call_soon_threadsafe`` per event loop rather than one per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for t, result, exc in outcomes:
+        if t.loop is None:
+            if exc is not None:
+                t.future.set_exception(exc)
+            else:
+                t.future.set_result(result)
+        else:
+            by_loop.setdefault(t.loop, []).append((t.future, result, exc))
+    for loop, batch in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_async, batch)
+        except RuntimeError:  # the loop has closed: nobody waits for these answers any more
+            pass
 
 
 @dataclass
@@ -229,7 +260,10 @@ class Engine:
         return fut
 
     async def run(self, kind: str, payload: Any, scenario: str | None = None) -> Any:
-        return await asyncio.wrap_future(self.submit(kind, payload, scenario))
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._queue.put(_Task(kind, payload, fut, scenario, loop=loop))
+        return await fut
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
@@ -273,10 +307,10 @@ class Engine:
                 res = t.payload(self)
             else:
                 raise ValueError(f"unknown task {t.kind!r}")
-            t.future.set_result(res)
+            settle([(t, res, None)])
         except BaseException as e:  # noqa: BLE001 - reported to the caller
             log.exception("engine task %s failed", t.kind)
-            t.future.set_exception(e)
+            settle([(t, None, e)])
 
     def _flush(self, pending: dict[str, list[_Task]]) -> None:
         for scenario, group in pending.items():
@@ -292,15 +326,14 @@ class Engine:
             if len(group) == 1:
                 import sys
 
-                group[0].future.set_exception(sys.exc_info()[1])
+                settle([(group[0], None, sys.exc_info()[1])])
                 return
             for t in group:  # one bad request must not fail the others
                 self._answer(scenario, [t])
             return
         except BaseException as e:  # noqa: BLE001
             log.exception("recommendation batch failed")
-            for t in group:
-                t.future.set_exception(e)
+            settle([(t, None, e) for t in group])
             return
         seconds = time.perf_counter() - start
         self.stats.batches += 1
@@ -308,10 +341,8 @@ class Engine:
         self.stats.largest_batch = max(self.stats.largest_batch, len(group))
         if self.on_batch is not None:
             self.on_batch(scenario, len(group), seconds)
-        impressions = []
-        for t, (res, imp) in zip(group, results):
-            t.future.set_result(res)
-            impressions.append(imp)
+        settle([(t, res, None) for t, (res, _) in zip(group, results)])
+        impressions = [imp for _, imp in results]
         if self.on_impressions is not None:
             self.on_impressions(impressions)
 

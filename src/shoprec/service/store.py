@@ -31,11 +31,18 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import orjson
+
 from ..exceptions import ConfigError, ShoprecError
 
 
 _ID_PREFIX = uuid.uuid4().hex[:16]
 _ID_COUNTER = itertools.count()
+
+
+def _json(value: Any) -> str:
+    """JSON text of a stored column (orjson; what it cannot represent, as its string)."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def new_id() -> str:
@@ -422,7 +429,7 @@ class SQLiteStore(EventStore):
         if not rows:
             return
         values = [(r.request_id, r.created_at, r.scenario, r.model_version, r.user_id, r.session_id,
-                   json.dumps(r.items), json.dumps(r.context, default=str)) for r in rows]
+                   _json(r.items), _json(r.context)) for r in rows]
 
         def job(conn: sqlite3.Connection) -> None:
             conn.executemany("INSERT OR IGNORE INTO impressions (request_id, created_at, scenario, model_version, "

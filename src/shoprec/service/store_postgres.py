@@ -38,7 +38,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from .store import (EVENT_COLUMNS, AppendResult, EventRecord, EventStore, GroupCommitter, ImpressionRecord,
-                    ItemRecord, StoreError)
+                    ItemRecord, StoreError, _json)
 
 __all__ = ["PostgresStore"]
 
@@ -365,7 +365,7 @@ class PostgresStore(EventStore):
         if not rows:
             return
         values = [(r.request_id, r.created_at, r.scenario, r.model_version, r.user_id, r.session_id,
-                   json.dumps(r.items), json.dumps(r.context, default=str)) for r in rows]
+                   _json(r.items), _json(r.context)) for r in rows]
         query = self._sql["insert_impressions"]
 
         def job(w: _Writer) -> None:

@@ -50,17 +50,61 @@ def factor_anchor(history: sp.csr_matrix, item_factors: np.ndarray, item_idx: np
     out = np.full((n, k), -1, dtype=np.int32)
     h = sp.csr_matrix(history)
     m = len(item_factors)
-    for r in range(n):
-        lo, hi = h.indptr[r], h.indptr[r + 1]
-        row = item_idx[r]
-        ok = (row >= 0) & (row < m)
-        if lo == hi or not ok.any():
+    if not h.nnz or not k:
+        return out
+    # per chunk of queries, their histories padded to one length: contributions (queries, L, k) by
+    # one batched product, argmax over the history axis (ties: the first, as argmax)
+    lens = np.diff(h.indptr).astype(np.int64)
+    step = max(1, 1_000_000 // (int(lens.max()) * k))
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        ln = lens[lo:hi]
+        if not ln.any():
             continue
-        hist = h.indices[lo:hi]
-        contrib = (item_factors[hist] @ item_factors[row[ok]].T) * h.data[lo:hi, None]
-        best = contrib.argmax(axis=0)
-        good = contrib[best, np.arange(contrib.shape[1])] > 0
-        out[r, np.flatnonzero(ok)[good]] = hist[best[good]]
+        width = int(ln.max())
+        rr = np.repeat(np.arange(hi - lo), ln)
+        pos = np.arange(h.indptr[lo], h.indptr[hi]) - np.repeat(h.indptr[lo:hi], ln)
+        hist = np.zeros((hi - lo, width), np.int64)
+        weight = np.zeros((hi - lo, width), np.float32)
+        hist[rr, pos] = h.indices[h.indptr[lo]:h.indptr[hi]]
+        weight[rr, pos] = h.data[h.indptr[lo]:h.indptr[hi]]
+        items = item_idx[lo:hi]
+        ok = (items >= 0) & (items < m)
+        contrib = np.matmul(item_factors[hist], item_factors[np.where(ok, items, 0)].transpose(0, 2, 1))
+        contrib *= weight[:, :, None]
+        contrib[np.arange(width)[None, :] >= ln[:, None]] = -np.inf
+        best = contrib.argmax(axis=1)
+        value = np.take_along_axis(contrib, best[:, None, :], axis=1)[:, 0, :]
+        good = ok & (value > 0)
+        out[lo:hi][good] = np.take_along_axis(hist, best, axis=1)[good]
+    return out
+    # every (history entry, recommended slot) pair of a chunk of queries at once; chunks keep the
+    # gathered factor rows to a few hundred thousand pairs
+    lens = np.diff(h.indptr).astype(np.int64)
+    per_row = lens * k
+    bounds = np.searchsorted(np.cumsum(per_row), np.arange(1, int(per_row.sum()) // 400_000 + 1) * 400_000)
+    starts = np.unique(np.r_[0, np.minimum(bounds + 1, n)])
+    for lo, hi in zip(starts, np.r_[starts[1:], n]):
+        if lo >= hi:
+            continue
+        e_lo, e_hi = h.indptr[lo], h.indptr[hi]
+        entry = np.repeat(np.arange(e_lo, e_hi), k)
+        slot = np.tile(np.arange(k), e_hi - e_lo)
+        row = np.repeat(np.arange(lo, hi), lens[lo:hi] * k)
+        item = item_idx[row, slot]
+        ok = (item >= 0) & (item < m)
+        entry, slot, row, item = entry[ok], slot[ok], row[ok], item[ok]
+        if not len(entry):
+            continue
+        hist = h.indices[entry]
+        contrib = np.einsum("ij,ij->i", item_factors[hist], item_factors[item]) * h.data[entry]
+        key = row * k + slot
+        # per slot the first history item of highest contribution (argmax's tie rule); lexsort is stable
+        order = np.lexsort((-contrib, key))
+        ks = key[order]
+        first = order[np.r_[True, ks[1:] != ks[:-1]]]
+        good = first[contrib[first] > 0]
+        out.ravel()[key[good]] = hist[good]
     return out
 
 
