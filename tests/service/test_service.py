@@ -217,6 +217,21 @@ def test_the_fast_path_answers_as_the_route_does(client, monkeypatch):
     assert r.status_code == 422 and "k:" in r.json()["error"]["message"]
     assert taken == [True, False, False, False]
     assert eng.stats.batched_requests == before + 1 + (routed.status_code == 200)  # each answered once
+    # the body limit holds on the fast path too, declared or not
+    limit = client.app.state.service.settings.max_body_bytes
+    huge = b'{"k": 5' + b" " * limit + b"}"
+    r = client.post("/v1/recommendations/home", content=huge, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+
+    def chunks():
+        yield b'{"k": 5'
+        for _ in range(limit // 65536 + 2):
+            yield b" " * 65536
+        yield b"}"
+
+    r = client.post("/v1/recommendations/home", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large", r.text
+    assert taken == [True, False, False, False]
 
 
 def test_keys_and_limits(client):

@@ -32,6 +32,8 @@ from ..strategies.topk import topk
 from .config import ScenarioConfig, StrategySpec
 from .facts import DAY, ItemFacts
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
 
 # --------------------------------------------------------------------------- model cache
 class ModelCache:
@@ -308,10 +310,11 @@ class ScenarioPipeline:
                     continue
                 if f.categories:
                     ok[r] &= np.isin(facts.category, f.categories)
+                # bounds beyond float32 (prices are float32) compare as its largest finite value
                 if f.price_min is not None:
-                    ok[r] &= ~(facts.price < f.price_min)
+                    ok[r] &= ~(facts.price < np.clip(f.price_min, -_F32_MAX, _F32_MAX))
                 if f.price_max is not None:
-                    ok[r] &= ~(facts.price > f.price_max)
+                    ok[r] &= ~(facts.price > np.clip(f.price_max, -_F32_MAX, _F32_MAX))
                 if f.in_stock_only:
                     ok[r] &= facts.in_stock
                 if f.exclude:
