@@ -254,7 +254,8 @@ class Recommender:
 
     def recommend_raw(self, scenario: str, contexts: list[RequestContext | dict[str, Any]]) -> list[dict[str, Any]]:
         """The answers as plain dicts (``items``: ``item_id``, ``title``, ``score``, ``reasons``: list of
-        ``strategy``, ``text``, ``anchor_item_id``; ``notes``): what a server serialises."""
+        ``strategy``, ``text``, ``anchor_item_id``, and for display ``reason`` (the first text) and
+        ``strategies`` (their names); ``notes``): what a server serialises."""
         if not self.pipelines:
             raise NotFittedError("Recommender is not fitted; call fit(data) first")
         pipe = self.pipelines.get(scenario)
@@ -371,6 +372,8 @@ class Recommender:
                 if iid is None:
                     iid = ext_ids[item] = str(ext[item])
                 row.append({"item_id": iid, "score": score if math.isfinite(score) else 0.0,
-                            "title": title(item), "reasons": reasons})
+                            "title": title(item), "reasons": reasons,
+                            "reason": reasons[0]["text"] if reasons else "",
+                            "strategies": [x["strategy"] for x in reasons]})
             out.append(row)
         return out

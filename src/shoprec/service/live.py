@@ -368,10 +368,7 @@ class Engine:
         out = []
         now = time.time()
         for p, ctx, resp in zip(metas, contexts, responses):
-            items = [{"item_id": it["item_id"], "title": it["title"], "score": it["score"],
-                      "reason": it["reasons"][0]["text"] if it["reasons"] else "",
-                      "strategies": [r["strategy"] for r in it["reasons"]], "reasons": it["reasons"]}
-                     for it in resp["items"]]
+            items = resp["items"]   # fresh dicts per request: positions and propensities go in place
             shown, propensity = self._explore(len(items))
             items = [items[i] for i in shown]
             for pos, (it, pr) in enumerate(zip(items, propensity), 1):
@@ -390,14 +387,14 @@ class Engine:
             out.append((body, imp))
         return out
 
-    def _explore(self, n: int) -> tuple[np.ndarray, list[float]]:
+    def _explore(self, n: int) -> tuple[Sequence[int], list[float]]:
         """The order to show ``n`` ranked items in, and each shown item's probability of being at
         its position: with probability ``exploration`` the list is shown in a uniformly random order,
         otherwise as ranked, so ``P = (1 − ε)·[ranked there] + ε / n``."""
         eps = self.exploration
-        order = np.arange(n)
         if n == 0 or eps <= 0:
-            return order, [1.0] * n
+            return range(n), [1.0] * n
+        order = np.arange(n)
         if self.rng.random() < eps:
             order = self.rng.permutation(n)
         prop = [(1 - eps) * float(order[p] == p) + eps / n for p in range(n)]
