@@ -5,8 +5,9 @@
   them from here, so an event changes the next answer at once.
 * :class:`Engine` — one thread (an actor) owns the fitted :class:`~shoprec.scenarios.Recommender`
   and the live state. Requests, acknowledged events, catalogue changes and model swaps are tasks
-  on its queue, run in arrival order; the recommendation requests waiting at one moment for the
-  same scenario are answered as one vectorised batch (micro-batching). No lock is needed, an
+  on its queue; of the tasks waiting at one moment, the changes run first (in arrival order), then
+  the recommendation requests, those of one scenario answered as one vectorised batch
+  (micro-batching). No lock is needed, an
   event acknowledged before a request is always applied before that request is answered, and the
   HTTP event loop keeps the other core.
 """
@@ -288,13 +289,15 @@ class Engine:
                     self._queue.put(None)
                     break
                 tasks.append(t)
+            # events, catalogue changes and swaps first, in arrival order, then the waiting requests
+            # batched per scenario: an acknowledged event waits for at most the batch in progress,
+            # never for the requests queued with it (which may as well see it)
             pending: dict[str, list[_Task]] = {}
             for t in tasks:
                 if t.kind == "recommend":
                     pending.setdefault(t.scenario, []).append(t)
-                    continue
-                self._flush(pending)
-                self._mutate(t)
+                else:
+                    self._mutate(t)
             self._flush(pending)
 
     def _mutate(self, t: _Task) -> None:
