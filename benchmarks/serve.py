@@ -273,7 +273,9 @@ def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: i
             bodies = request_bodies(models, scenario)
             run_wrk(server, scenario, bodies, min(5, duration), concurrency, work)   # warm-up
             if effect and scenario == scenarios[0]:
-                # event-to-effect measured while wrk loads the server with the group's first scenario
+                # event-to-effect on the idle server, then while wrk loads it with the group's first
+                # scenario (there the answer that shows the effect queues behind the load)
+                e2e_idle = event_to_effect(server, models)
                 import threading
 
                 res: dict = {}
@@ -283,7 +285,7 @@ def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: i
                 time.sleep(min(5, duration / 4))
                 e2e = event_to_effect(server, models)
                 t.join()
-                row = dict(res, event_to_effect_under_load=e2e)
+                row = dict(res, event_to_effect_under_load=e2e, event_to_effect_idle=e2e_idle)
             else:
                 row = run_wrk(server, scenario, bodies, duration, concurrency, work)
             row["scenario"] = scenario

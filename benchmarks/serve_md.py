@@ -17,8 +17,8 @@ def serve_lines() -> list[str]:
              "on another, micro-batching the requests waiting at once; SQLite event store) and `wrk` (one thread,",
              "closed loop, on loopback) on the same 2-core machine. Latencies are wrk's, client side, including the",
              "HTTP round trip. `home` fuses three strategies (ALS, item-kNN, trending; `benchmarks/serve_scenarios/",
-             "home.toml`), whose candidates come from serving indexes (an HNSW graph over the ALS item factors;",
-             "each history item's 100 closest items for item-kNN) — the last column says how often the answers",
+             "home.toml`; 50 candidates from each for a top 10), whose candidates come from serving indexes (an",
+             "HNSW graph over the ALS item factors; each history item's 50 closest items for item-kNN) — the last column says how often the answers",
              "agree with exact candidates on 1,000 requests; `item_page` and `cart` are the shipped scenarios (four",
              "and three strategies, exact), served from a second model.", ""]
     targets: list[tuple[str, str, bool]] = []
@@ -43,12 +43,20 @@ def _main_lines(d: dict, scale_p: Path, lines: list[str]) -> tuple[list[str], li
         lines.append(f"| {r['scenario']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | "
                      f"{r['max_ms']:.1f} | {r['non_2xx']} | {r['socket_errors']} | {agree} |")
     e2e = next((r["event_to_effect_under_load"] for r in d["rows"] if "event_to_effect_under_load" in r), None)
+    idle = next((r["event_to_effect_idle"] for r in d["rows"] if "event_to_effect_idle" in r), None)
     if e2e:
         loaded = next(r["scenario"] for r in d["rows"] if "event_to_effect_under_load" in r)
-        lines += ["", f"Event to effect, under the {loaded} load: {e2e['reflected']} of "
-                  f"{e2e['trials']} `add_to_cart` events were reflected by the very next cart request (the item "
-                  f"left out of the list and named as the anchor of a reason); from the event's 2xx to that "
-                  f"answer: p50 {e2e['p50_ms']:.1f} ms, p99 {e2e['p99_ms']:.1f} ms, max {e2e['max_ms']:.1f} ms."]
+        lines += ["", "Event to effect: a new visitor's `add_to_cart` event is posted, and right after its 2xx the "
+                  "visitor's next cart request; reflected means the item is left out of the list and named as the "
+                  "anchor of a reason. The event is applied to the online state before its 2xx, so what is timed "
+                  "(from the 2xx to that answer) is the answering request's own round trip."]
+        if idle:
+            lines += ["", f"* idle server: {idle['reflected']} of {idle['trials']} reflected; p50 "
+                      f"{idle['p50_ms']:.1f} ms, p99 {idle['p99_ms']:.1f} ms, max {idle['max_ms']:.1f} ms."]
+        lines += [("" if idle else "\n") + f"* under the {loaded} load (32 connections saturating the engine): "
+                  f"{e2e['reflected']} of {e2e['trials']} reflected; p50 {e2e['p50_ms']:.1f} ms, p99 "
+                  f"{e2e['p99_ms']:.1f} ms, max {e2e['max_ms']:.1f} ms (the cart request queues behind the "
+                  f"{loaded} batch in progress)."]
     if scale_p.exists():
         s = json.loads(scale_p.read_text())
         lines += ["", f"### home latency and memory by catalogue size ({s['date']}, {s['concurrency']} connections)", "",
@@ -72,9 +80,13 @@ def _main_lines(d: dict, scale_p: Path, lines: list[str]) -> tuple[list[str], li
     if home:
         targets += [("home p99 ≤ 15 ms (100k items, 3 strategies)", f"{home['p99_ms']:.1f} ms", home["p99_ms"] <= 15),
                     ("home ≥ 1,500 requests/s", f"{home['rps']:,.0f}", home["rps"] >= 1500)]
+    if idle and idle["p99_ms"] is not None:
+        targets.append(("event-to-effect ≤ 100 ms (idle server)", f"p99 {idle['p99_ms']:.1f} ms",
+                        idle["p99_ms"] <= 100 and idle["reflected"] == idle["trials"]))
     if e2e and e2e["p99_ms"] is not None:
-        targets.append(("event-to-effect ≤ 100 ms", f"p99 {e2e['p99_ms']:.1f} ms", e2e["p99_ms"] <= 100
-                        and e2e["reflected"] == e2e["trials"]))
+        loaded = next(r["scenario"] for r in d["rows"] if "event_to_effect_under_load" in r)
+        targets.append((f"event-to-effect ≤ 100 ms (under saturating {loaded} load)", f"p99 {e2e['p99_ms']:.1f} ms",
+                        e2e["p99_ms"] <= 100 and e2e["reflected"] == e2e["trials"]))
     return lines, targets
 
 
