@@ -263,6 +263,31 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts[:10]) + (f" (and {len(parts) - 10} more)" if len(parts) > 10 else "")
 
 
+async def _read_body(receive, limit: int) -> tuple[list[dict], int]:
+    """The ASGI messages of a request body, read until its end, a disconnect, or more than
+    ``limit`` bytes; and the bytes read."""
+    messages, size = [], 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if size > limit or not message.get("more_body", False):
+            break
+    return messages, size
+
+
+def _replay(messages: list[dict], receive):
+    """A ``receive`` that gives ``messages`` again, then the connection's own."""
+    pending = messages[::-1]
+
+    async def replay():
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
 class BodyLimit:
     """Reject bodies above ``limit`` bytes with 413, whether or not they declare their length."""
 
@@ -288,23 +313,10 @@ class BodyLimit:
             return await self.app(scope, receive, send)   # the server holds the client to it
         # no declared length (chunked): read up to the limit here, where a 413 can still be sent
         # (an exception raised inside the route's own body reading would come out as a 400)
-        messages, size = [], 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            size += len(message.get("body", b""))
-            if size > self.limit:
-                return await too_big()(scope, receive, send)
-            if not message.get("more_body", False):
-                break
-        messages.reverse()
-
-        async def replay():
-            return messages.pop() if messages else await receive()
-
-        return await self.app(scope, replay, send)
+        messages, size = await _read_body(receive, self.limit)
+        if size > self.limit:
+            return await too_big()(scope, receive, send)
+        return await self.app(scope, _replay(messages, receive), send)
 
 
 class FastRecommend:
@@ -334,25 +346,14 @@ class FastRecommend:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             return await self.app(scope, receive, send)   # the app's body limit answers
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-            if not more or size > self.limit:
-                break
-        pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": more}]
-
-        async def replay():
-            return pending.pop() if pending else await receive()
-
+        messages, size = await _read_body(receive, self.limit)
+        if messages[-1]["type"] != "http.request":  # the client went away
+            return
+        replay = _replay(messages, receive)
         if size > self.limit:  # the app's body limit answers
             return await self.app(scope, replay, send)
         try:
-            response = await self._answer(scope, pending[0]["body"])
+            response = await self._answer(scope, b"".join(m.get("body", b"") for m in messages))
         except Exception as exc:  # noqa: BLE001 - as the app's handler of unexpected errors
             log.exception("internal error on %s", scope["path"])
             response = _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
