@@ -200,5 +200,7 @@ def test_real_benchmark_results_render(tmp_path):
     images = _images(page)
     assert len(images) >= n_files
     assert "Accuracy: diginetica" in page and "Published:" in page
+    if (REPO_RESULTS / "scenarios-item_page_rules.json").exists():  # two cases of one scenario on one dataset
+        assert "Scenario: item_page (diginetica, case item_page_rules)" in page
     # compact however many results there are: under 100 kB a plot on average, page text included
     assert out.stat().st_size < 100_000 * len(images)

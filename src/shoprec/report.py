@@ -30,6 +30,7 @@ import io
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -96,6 +97,7 @@ class ScenarioResult:
     machine: str | None = None
     n_queries: int | None = None
     ks: tuple[int, ...] = ()
+    case: str | None = None      # the benchmark case (one scenario may have several on one dataset)
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,7 @@ def _parse_scenario(path: Path) -> ScenarioResult:
     return ScenarioResult(
         path=path, scenario=scenario, rows=tuple(rows),
         dataset=_str(obj.get("dataset"), path, "dataset", optional=True),
+        case=_str(obj.get("case"), path, "case", optional=True),
         protocol=_str(obj.get("protocol"), path, "protocol", optional=True),
         date=_str(obj.get("date"), path, "date", optional=True),
         machine=_str(obj.get("machine"), path, "machine", optional=True),
@@ -763,9 +766,10 @@ def _meta_line(parts: Sequence[tuple[str, Any]]) -> str:
     return f'<p class="muted">{" · ".join(shown)}</p>' if shown else ""
 
 
-def _scenario_section(res: ScenarioResult, ids: _Ids, toc: list) -> str:
+def _scenario_section(res: ScenarioResult, ids: _Ids, toc: list, name_case: bool = False) -> str:
     sid = ids("scenario", res.scenario)
-    title = f"Scenario: {res.scenario}" + (f" ({res.dataset})" if res.dataset else "")
+    where = ", ".join(x for x in (res.dataset, f"case {res.case}" if name_case and res.case else None) if x)
+    title = f"Scenario: {res.scenario}" + (f" ({where})" if where else "")
     subs: list[tuple[str, str]] = []
     out = [f'<section id="{sid}"><h2>{_e(title)}</h2>',
            _meta_line([("file", res.path.name), ("queries", f"{res.n_queries:,}" if res.n_queries else None),
@@ -955,8 +959,10 @@ def build_report(results_dir: Path, out: Path, *, title: str = "shoprec benchmar
     toc: list = []
     sections = []
     with _style():
+        # results of one scenario on one dataset (e.g. with and without a rule) are told apart by case
+        seen = Counter((r.scenario, r.dataset) for r in scenarios)
         for res in scenarios:
-            sections.append(_scenario_section(res, ids, toc))
+            sections.append(_scenario_section(res, ids, toc, name_case=seen[(res.scenario, res.dataset)] > 1))
         acc_toc: list = []
         for res in accuracy:
             sections.append(_accuracy_section(res, ids, acc_toc))
