@@ -27,9 +27,12 @@ def reference_topk(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, val
 
 
-@pytest.mark.parametrize("kind", ["normal", "ties", "sparse", "excluded", "zeros"])
+KINDS = ["normal", "ties", "sparse", "excluded", "zeros", "mostly_excluded", "few_scoreable"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_threshold_topk_is_exact_on_long_rows(kind):
-    rng = np.random.default_rng({"normal": 0, "ties": 1, "sparse": 2, "excluded": 3, "zeros": 4}[kind])
+    rng = np.random.default_rng(KINDS.index(kind))
     x = rng.standard_normal((7, 20_000)).astype(np.float32)
     if kind == "ties":
         x = np.round(x * 2) / 2
@@ -39,6 +42,13 @@ def test_threshold_topk_is_exact_on_long_rows(kind):
         x[rng.random(x.shape) < 0.999] = -np.inf
     elif kind == "zeros":
         x[:] = 0
+    elif kind == "mostly_excluded":   # a sparse strategy's dense rows: positives, the rest -inf
+        x = np.where(rng.random(x.shape) < 0.3, np.abs(x), -np.inf).astype(np.float32)
+        x[0] = -np.inf
+    elif kind == "few_scoreable":     # fewer scoreable entries than k in some rows, negatives among them
+        x[rng.random(x.shape) < 0.998] = -np.inf
+        x[1, :] = -np.inf
+        x[1, [5, 17_000]] = -1e30
     for k in (1, 10, 100):
         got, ref = topk(x, k), reference_topk(x, k)
         np.testing.assert_array_equal(got[0], ref[0])

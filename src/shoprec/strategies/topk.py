@@ -41,6 +41,10 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return _topk_small(scores, k, kk)
 
 
+# stand-ins for -inf in the threshold sample lie in [-3e38, -2.6e38]: below _FLOOR, below any real score
+_FLOOR = -2.5e38
+
+
 def _topk_above_threshold(scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact top-k of long rows without a full partition: a threshold from a strided sample of each
     row (its quantile that about ``4·kk`` entries should exceed), one comparison pass, and a sort of
@@ -50,6 +54,13 @@ def _topk_above_threshold(scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.n
     step = max(1, m // 4096)
     sample = np.ascontiguousarray(scores[:, ::step])
     s = sample.shape[1]
+    neg = np.isneginf(sample)
+    if neg.any():
+        # partition slows ~10x on rows dominated by one repeated value (the -inf of exclusions and of
+        # a sparse strategy's dense rows): in the sample they become distinct values below any score.
+        # Any threshold gives the exact answer; a better one only avoids the general kernel.
+        floor = (-3e38 + np.arange(s, dtype=np.float64) * (4e37 / s)).astype(np.float32)  # distinct, < _FLOOR
+        sample = np.where(neg, floor, sample)
     j = s - max(1, int(np.ceil(4 * kk * s / m)))
     thr = np.partition(sample, j, axis=1)[:, j]
     mask = scores > thr[:, None]
@@ -61,7 +72,7 @@ def _topk_above_threshold(scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.n
     few = np.flatnonzero((counts < kk) & (counts <= max(64 * kk, m // 16)))
     ties: dict[int, np.ndarray] = {}
     for r in few:
-        if thr[r] == -np.inf:
+        if thr[r] <= _FLOOR:  # -inf, or a stand-in for it: every scoreable entry is above it
             ties[r] = np.zeros(0, np.int64)
             continue
         eq = np.flatnonzero(scores[r] == thr[r])[: kk - counts[r]]
