@@ -316,6 +316,7 @@ def main(argv=None) -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--workers", type=int, default=1,
                     help="server processes (more than one shares the online state through Redis)")
+    ap.add_argument("--note", default="", help="a remark printed with the results (e.g. run-to-run variance)")
     ap.add_argument("--write-only", action="store_true")
     args = ap.parse_args(argv)
     if not args.write_only:
@@ -326,7 +327,8 @@ def main(argv=None) -> None:
                 "machine": f"2 cores, 24 GiB, {platform.machine()}, Python {platform.python_version()}",
                 "duration_s": args.duration, "concurrency": args.concurrency,
                 "load": f"wrk 4.1 (1 thread), closed loop, loopback; server: `shoprec serve`, {args.workers} "
-                        f"process(es), SQLite store" + (", Redis state bus" if args.workers > 1 else "")}
+                        f"process(es), SQLite store" + (", Redis state bus" if args.workers > 1 else ""),
+                "note": args.note}
         if args.scenarios:
             groups = [g.split(",") for g in args.scenarios.split(";") if g]
             # event-to-effect needs the cart page: measured on the group that serves it

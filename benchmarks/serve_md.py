@@ -33,7 +33,8 @@ def _main_lines(d: dict, scale_p: Path, lines: list[str]) -> tuple[list[str], li
     lines += [f"Measured {d['date']} on {d['machine']}; {d['load']}; {d['n_items']:,} items, {d['n_users']:,} users, "
               f"{d['n_events']:,} training events; {d['concurrency']} connections for {d['duration_s']} s per "
               f"scenario. Server memory (GiB) per model served: "
-              + ", ".join(f"{g}: {v:.2f}" for g, v in d.get("rss_gib_by_group", {}).items()) + ".", "",
+              + ", ".join(f"{g}: {v:.2f}" for g, v in d.get("rss_gib_by_group", {}).items()) + "."
+              + (f" Note: {d['note']}" if d.get("note") else ""), "",
               "| scenario | requests/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | socket errors | top-10 agreement with exact candidates |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in d["rows"]:
