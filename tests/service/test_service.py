@@ -192,8 +192,8 @@ def test_the_fast_path_answers_as_the_route_does(client, monkeypatch):
     taken: list[bool] = []
     original = FastRecommend._answer
 
-    async def spy(self, scope, body):
-        out = await original(self, scope, body)
+    async def spy(self, scope, headers, body):
+        out = await original(self, scope, headers, body)
         taken.append(out is not None)
         return out
 

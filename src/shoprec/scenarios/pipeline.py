@@ -35,6 +35,11 @@ from .facts import DAY, ItemFacts
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
+def _initial_method(config: ScenarioConfig) -> str:
+    """The fusion method served before validation chose one: ``auto`` starts as ``weighted``."""
+    return config.fusion.method if config.fusion.method != "auto" else "weighted"
+
+
 # --------------------------------------------------------------------------- model cache
 class ModelCache:
     """Fitted strategies keyed by (name, parameters), so scenarios that share a strategy fit it once."""
@@ -157,7 +162,7 @@ class ScenarioPipeline:
             self._near_dup = _near_duplicates(self._text.item_vectors(), cfg.rules.max_similarity_to_basket)
         self.weights_ = np.array([s.weight for s in self.specs_], np.float32)
         self.validation_ = None
-        self.method_ = cfg.fusion.method if cfg.fusion.method != "auto" else "weighted"
+        self.method_ = _initial_method(cfg)
         want_ranker = train_ranker or (train_ranker is None and cfg.fusion.method in ("ranker", "auto"))
         if want_ranker or cfg.fusion.tune_weights:
             from . import ranker as rk
@@ -180,10 +185,7 @@ class ScenarioPipeline:
                 self.method_ = max((m for m in held if m in ("weighted", "rrf", "ranker")), key=held.get)
             del vs
             if self.ranker is not None and self.ranker.similarity:
-                # the ranker's request features, from the fitted data, now (not on a first request;
-                # and saved with the model, whose loaded copy has no events)
-                rk.item_embedding(self)
-                rk._recent_item(self, Queries.for_users(np.zeros(0, np.int32)))
+                rk.prepare_serving(self)
         return self
 
     def serving_arrays(self) -> dict[str, np.ndarray]:
@@ -202,7 +204,7 @@ class ScenarioPipeline:
                 arrays: dict[str, np.ndarray] | None = None) -> "ScenarioPipeline":
         """A fitted pipeline from saved parts (see :mod:`.artifact`); its strategies come from ``cache``."""
         pipe = cls(config)
-        pipe.method_ = method or (config.fusion.method if config.fusion.method != "auto" else "weighted")
+        pipe.method_ = method or _initial_method(config)
         pipe.ranker_ablation_ = None
         arrays = arrays or {}
         if "embedding" in arrays:

@@ -70,9 +70,8 @@ def item_embedding(pipe) -> np.ndarray:
     return e
 
 
-def _recent_item(pipe, queries: Queries) -> np.ndarray:
-    """Each request's most recent item: the page's item, else the session's last, else the known
-    user's last training item (when the data has an order); -1 when there is none."""
+def _last_items(pipe) -> np.ndarray:
+    """Each training user's last item (-1 when the data has no order). Cached on the pipeline."""
     last_seen = getattr(pipe, "_last_item", None)
     if last_seen is None:
         seqs = pipe.data_.sequences(by="user")
@@ -80,6 +79,20 @@ def _recent_item(pipe, queries: Queries) -> np.ndarray:
         if not pipe.data_.has_order:
             last_seen[:] = -1
         pipe._last_item = last_seen
+    return last_seen
+
+
+def prepare_serving(pipe) -> None:
+    """Compute the arrays the similarity features read from the fitted data now, at fit (not on
+    a first request; they are saved with the model, whose loaded copy has no events)."""
+    item_embedding(pipe)
+    _last_items(pipe)
+
+
+def _recent_item(pipe, queries: Queries) -> np.ndarray:
+    """Each request's most recent item: the page's item, else the session's last, else the known
+    user's last training item (when the data has an order); -1 when there is none."""
+    last_seen = _last_items(pipe)
     out = np.full(len(queries), -1, np.int32)
     u = queries.user_idx
     known = (u >= 0) & (u < len(last_seen))

@@ -343,7 +343,8 @@ class FastRecommend:
     async def __call__(self, scope, receive, send):
         if not self.wants(scope):
             return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             return await self.app(scope, receive, send)   # the app's body limit answers
         messages, size = await _read_body(receive, self.limit)
@@ -353,7 +354,7 @@ class FastRecommend:
         if size > self.limit:  # the app's body limit answers
             return await self.app(scope, replay, send)
         try:
-            response = await self._answer(scope, b"".join(m.get("body", b"") for m in messages))
+            response = await self._answer(scope, headers, b"".join(m.get("body", b"") for m in messages))
         except Exception as exc:  # noqa: BLE001 - as the app's handler of unexpected errors
             log.exception("internal error on %s", scope["path"])
             response = _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
@@ -361,13 +362,12 @@ class FastRecommend:
             return await self.app(scope, replay, send)
         return await response(scope, replay, send)
 
-    async def _answer(self, scope, body: bytes) -> Response | None:
+    async def _answer(self, scope, headers: dict[bytes, bytes], body: bytes) -> Response | None:
         start = time.perf_counter()
         scenario = scope["path"][len(self.PREFIX):]
         eng = self.service.engine
         if eng is None or not eng.ready or scenario not in eng.rec.pipelines:
             return None
-        headers = dict(scope.get("headers") or [])
         if not headers.get(b"content-type", b"").startswith(b"application/json"):
             return None
         key, auth = headers.get(b"x-api-key"), headers.get(b"authorization")

@@ -253,6 +253,12 @@ class Strategy(ABC):
         the note, so one shipped scenario file serves shops with and without texts, baskets, …"""
         return None
 
+    def _needs_order(self, data: ShopData) -> str | None:
+        """:meth:`unusable` of strategies that learn from the order of events."""
+        if not data.has_order:
+            return f"{data.name}: {self.name} needs ordered events (timestamps or positions); this data has none"
+        return None
+
     @property
     def is_fitted(self) -> bool:
         return hasattr(self, "n_items_")

@@ -351,9 +351,7 @@ class SASRecStrategy(Strategy):
     Config = SASRecConfig
 
     def unusable(self, data: ShopData) -> str | None:
-        if not data.has_order:
-            return f"{data.name}: {self.name} needs ordered events (timestamps or positions); this data has none"
-        return None
+        return self._needs_order(data)
 
     # ----------------------------------------------------------------- fit
     def _fit(self, data: ShopData) -> None:

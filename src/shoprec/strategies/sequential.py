@@ -126,9 +126,7 @@ class SequentialStrategy(Strategy):
     Config = SequentialConfig
 
     def unusable(self, data: ShopData) -> str | None:
-        if not data.has_order:
-            return f"{data.name}: {self.name} needs ordered events (timestamps or positions); this data has none"
-        return None
+        return self._needs_order(data)
 
     def _fit(self, data: ShopData) -> None:
         cfg: SequentialConfig = self.config
