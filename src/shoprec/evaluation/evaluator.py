@@ -2,6 +2,11 @@
 
 Full ranking over the whole catalogue, the task's exclusions applied, metrics vectorised over
 queries. Fit time and the peak resident memory during fit are measured for each strategy.
+
+The test queries are ranked in blocks (at most a strategy's ``block_cells`` scores at a time, and
+about a twentieth of the queries, so that a long ranking shows its progress); each block's dense
+scores also give each query's ROC AUC over the whole catalogue (``auc``) before only its top K is
+kept. Fitting and ranking are :mod:`shoprec.progress` steps.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import psutil
+import scipy.sparse as sp
 
+from .. import progress
 from ..strategies.base import Strategy, make_strategy
+from ..strategies.topk import mask_scores, topk
 from . import metrics as M
 from .splits import EvalTask
 
@@ -34,11 +42,40 @@ class EvalResult:
     n_queries: int
     extra: dict = field(default_factory=dict)
 
+    @property
+    def failed(self) -> bool:
+        return False
+
     def as_dict(self) -> dict[str, float | str | int]:
         return {"strategy": self.strategy, "task": self.task, **self.metrics,
                 "fit_seconds": round(self.fit_seconds, 3),
                 "recommend_seconds": round(self.recommend_seconds, 3),
                 "peak_rss_gib": round(self.peak_rss_gib, 3), "n_queries": self.n_queries, **self.extra}
+
+
+@dataclass
+class EvalFailure:
+    """A strategy whose fit or ranking raised: its label, the error's type and message, and how far
+    it got (``"fit"`` or ``"ranking"``)."""
+
+    strategy: str
+    task: str
+    stage: str
+    error_type: str
+    message: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return True
+
+    @property
+    def error(self) -> str:
+        return f"{self.error_type}: {self.message}" if self.message else self.error_type
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "task": self.task, "stage": self.stage, "error_type": self.error_type,
+                "error": self.message, **self.extra}
 
 
 class PeakMemory:
@@ -82,9 +119,13 @@ def item_categories(task: EvalTask) -> np.ndarray | None:
 
 
 def measure(recommended: np.ndarray, task: EvalTask, ks: Sequence[int],
-            popularity: np.ndarray | None = None, categories: np.ndarray | None = None) -> dict[str, float]:
-    """Accuracy at each k (averaged over queries with a relevant item) and beyond-accuracy at max k."""
+            popularity: np.ndarray | None = None, categories: np.ndarray | None = None,
+            auc: np.ndarray | None = None) -> dict[str, float]:
+    """Accuracy at each k (averaged over queries with a relevant item), the mean per-query ``auc`` when
+    given (over the queries where it is defined), and beyond-accuracy at max k."""
     per_user = M.ranking_metrics(recommended, task.relevant, ks)
+    if auc is not None:
+        per_user["auc"] = auc
     out = M.summarise(per_user)
     k = max(ks)
     n_items = task.train.n_items
@@ -99,44 +140,140 @@ def measure(recommended: np.ndarray, task: EvalTask, ks: Sequence[int],
     return out
 
 
-def evaluate_strategy(strategy: Strategy, task: EvalTask, ks: Sequence[int] = (10, 20), *,
-                      name: str | None = None, fit: bool = True) -> EvalResult:
-    """Fit ``strategy`` on ``task.train`` (unless ``fit=False``), rank the full catalogue for every
-    query, and measure."""
+#: at least this many queries per ranking block (small blocks cost per-call overhead)
+MIN_BLOCK_QUERIES = 1024
+#: scores converted for the AUC at once (its float64 copies stay ~64 MB)
+AUC_CELLS = 1 << 23
+
+
+def _check_queries(task: EvalTask) -> None:
     if task.n_queries == 0:
         raise ValueError(f"{task.name}: the split left no test queries ({task.protocol}); "
                          "choose another split or cut")
+
+
+def _block_rows(strategy: Strategy, n_queries: int, n_items: int) -> int:
+    by_memory = max(1, strategy.block_cells // max(n_items, 1))
+    return max(1, min(by_memory, max(MIN_BLOCK_QUERIES, -(-n_queries // 20))))
+
+
+def _ranked_blocks(strategy: Strategy, task: EvalTask, k: int, want_scores: bool):
+    """(query rows, top-k item_idx, dense scores or None) block by block; each block is scored and
+    masked as :meth:`Strategy.recommend` does it."""
+    n = task.n_queries
+    step = _block_rows(strategy, n, task.train.n_items)
+    for start in range(0, n, step):
+        rows = np.arange(start, min(n, start + step))
+        q = task.queries.take(rows) if (start or len(rows) < n) else task.queries
+        scores = strategy.score(q)
+        exclude = task.exclude[rows] if task.exclude is not None else None
+        if exclude is not None:
+            mask_scores(scores, exclude)
+        top, _ = topk(scores, k)
+        yield rows, top, (scores if want_scores else None)
+
+
+def block_auc(scores: np.ndarray, relevant: sp.csr_matrix, exclude: sp.csr_matrix | None) -> np.ndarray:
+    """Per-query ROC AUC of a dense score block over all items, excluded items left out (in row chunks
+    of at most :data:`AUC_CELLS` scores, so the float64 copies stay small)."""
+    n, n_items = scores.shape
+    step = max(1, AUC_CELLS // max(n_items, 1))
+    out = np.empty(n, dtype=np.float64)
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        chunk = scores[s:e]
+        if np.isnan(chunk).any():  # a strategy's NaN ranks last, as in its top-k
+            chunk = np.where(np.isnan(chunk), -np.inf, chunk)
+        out[s:e] = M.auc(chunk, relevant[s:e], None if exclude is None else exclude[s:e])
+    return out
+
+
+def evaluate_strategy(strategy: Strategy, task: EvalTask, ks: Sequence[int] = (10, 20), *,
+                      name: str | None = None, fit: bool = True, auc: bool = True) -> EvalResult:
+    """Fit ``strategy`` on ``task.train`` (unless ``fit=False``), rank the full catalogue for every
+    query in blocks, and measure (with ``auc``, also each query's ROC AUC over the whole catalogue).
+
+    ``recommend_seconds`` is the time to score and take the top K; the AUC's own time is
+    ``extra["auc_seconds"]``."""
+    return _evaluate(strategy, task, ks, name or strategy.name, fit, auc, {})
+
+
+def _evaluate(strategy: Strategy, task: EvalTask, ks: Sequence[int], label: str, fit: bool, auc: bool,
+              where: dict[str, str]) -> EvalResult:
+    """:func:`evaluate_strategy`; ``where["stage"]`` says what ran when it raised (fit or ranking)."""
+    _check_queries(task)
     gc.collect()
     fit_seconds = 0.0
+    where["stage"] = "fit"
     with PeakMemory() as mem:
         if fit:
-            start = time.perf_counter()
-            strategy.fit(task.train)
-            fit_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    cands = strategy.recommend(task.queries, max(ks), exclude=task.exclude)
-    rec_seconds = time.perf_counter() - start
-    metrics = measure(cands.item_idx, task, ks, categories=item_categories(task))
-    return EvalResult(name or strategy.name, task.name, metrics, fit_seconds, rec_seconds,
-                      mem.peak_gib, task.n_queries)
+            with progress.step(f"{label}: fitting"):
+                start = time.perf_counter()
+                strategy.fit(task.train)
+                fit_seconds = time.perf_counter() - start
+    where["stage"] = "ranking"
+    k = max(ks)
+    n = task.n_queries
+    recommended = np.empty((n, k), dtype=np.int32)
+    per_query_auc = np.full(n, np.nan) if auc else None
+    rank_seconds = auc_seconds = 0.0
+    with progress.step(f"{label}: ranking {task.train.n_items:,} items", total=n, unit="query") as p:
+        start = time.perf_counter()
+        for rows, top, scores in _ranked_blocks(strategy, task, k, want_scores=auc):
+            recommended[rows] = top
+            if auc:
+                t = time.perf_counter()
+                exclude = task.exclude[rows] if task.exclude is not None else None
+                per_query_auc[rows] = block_auc(scores, task.relevant[rows], exclude)
+                auc_seconds += time.perf_counter() - t
+            del scores
+            p.advance(len(rows))
+        rank_seconds = time.perf_counter() - start - auc_seconds
+    metrics = measure(recommended, task, ks, categories=item_categories(task), auc=per_query_auc)
+    res = EvalResult(label, task.name, metrics, fit_seconds, rank_seconds, mem.peak_gib, task.n_queries)
+    if auc:
+        res.extra["auc_seconds"] = round(auc_seconds, 3)
+    return res
 
 
 def evaluate(specs: Iterable[tuple[str, str, Mapping[str, Any]]], task: EvalTask,
              ks: Sequence[int] = (10, 20), *,
              on_start: Callable[[str], None] | None = None,
-             on_result: Callable[[EvalResult], None] | None = None) -> list[EvalResult]:
+             on_result: Callable[[EvalResult], None] | None = None,
+             on_error: Callable[[EvalFailure], None] | None = None,
+             auc: bool = True) -> list[EvalResult | EvalFailure]:
     """Evaluate ``(label, strategy name, parameters)`` specs on one task, one after the other.
 
     Each strategy is built just before its turn and dropped after it, so the peak memory is that of
     the largest strategy, not the sum. ``on_start(label)`` and ``on_result(result)`` report progress.
+
+    Without ``on_error`` the first strategy that raises stops the evaluation (the exception
+    propagates). With it, a strategy that raises (an invalid parameter, a missing extra, a failing
+    fit or ranking) becomes an :class:`EvalFailure` in the returned list, is passed to
+    ``on_error``, and the next strategy runs. ``KeyboardInterrupt`` always stops.
     """
-    results = []
-    for label, name, params in specs:
-        if on_start is not None:
-            on_start(label)
-        res = evaluate_strategy(make_strategy(name, **params), task, ks, name=label)
-        res.extra.update(strategy_name=name, params=dict(params))
-        results.append(res)
-        if on_result is not None:
-            on_result(res)
+    specs = list(specs)
+    _check_queries(task)
+    results: list[EvalResult | EvalFailure] = []
+    with progress.step(f"evaluating {len(specs)} strateg{'y' if len(specs) == 1 else 'ies'} on {task.name}",
+                       total=len(specs), unit="strategy") as overall:
+        for label, name, params in specs:
+            if on_start is not None:
+                on_start(label)
+            where = {"stage": "fit"}
+            try:
+                res = _evaluate(make_strategy(name, **params), task, ks, label, True, auc, where)
+            except Exception as e:  # noqa: BLE001 - reported per strategy, the others go on
+                if on_error is None:
+                    raise
+                failure = EvalFailure(label, task.name, where["stage"], type(e).__name__, str(e),
+                                      {"strategy_name": name, "params": dict(params)})
+                results.append(failure)
+                on_error(failure)
+            else:
+                res.extra.update(strategy_name=name, params=dict(params))
+                results.append(res)
+                if on_result is not None:
+                    on_result(res)
+            overall.advance()
     return results

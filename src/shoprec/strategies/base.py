@@ -15,12 +15,13 @@ exclusion, the shared top-k kernel, saving.
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence, TypeVar
+from typing import Any, ClassVar, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -189,14 +190,71 @@ class StrategyConfig(BaseModel):
 
 
 # --------------------------------------------------------------------------- registry
-STRATEGIES: dict[str, type["Strategy"]] = {}
+#: The shipped strategies: short name → module of this package that defines it. A module is imported
+#: the first time one of its strategies is asked for, so that `import shoprec.strategies` (and every
+#: command line call) does not pay for scipy.linalg, torch glue or the like of strategies it never uses.
+BUILTIN_STRATEGIES: dict[str, str] = {
+    "popularity": "popularity", "item_knn": "item_knn", "ease": "ease", "als": "factorization",
+    "bpr": "factorization", "linear_filter": "linear_filter", "session_knn": "session_knn",
+    "sequential": "sequential", "sasrec": "sasrec", "content_tfidf": "content", "content_embedding": "content",
+    "fbt": "fbt", "cold_start": "cold_start",
+}
+
+
+class StrategyRegistry(Mapping[str, type["Strategy"]]):
+    """Short name → strategy class. The shipped strategies are known by name from the start and
+    imported on first lookup; :func:`register` adds any other (a plug-in's). ``name in STRATEGIES``,
+    ``len`` and iterating over the names import nothing; ``STRATEGIES[name]``, ``.get``, ``.items()``
+    and ``.values()`` import what they return."""
+
+    def __init__(self, lazy: Mapping[str, str]) -> None:
+        self._lazy = {name: f"{__package__}.{module}" for name, module in lazy.items()}
+        self._classes: dict[str, type[Strategy]] = {}
+
+    def __getitem__(self, name: str) -> type["Strategy"]:
+        cls = self._classes.get(name)
+        if cls is None:
+            module = self._lazy.get(name)
+            if module is None:
+                raise KeyError(name)
+            importlib.import_module(module)  # its @register fills in the class
+            cls = self._classes.get(name)
+            if cls is None:
+                raise ImportError(f"{module} does not register a strategy named {name!r}")
+        return cls
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes or name in self._lazy
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._lazy
+        yield from (n for n in self._classes if n not in self._lazy)
+
+    def __len__(self) -> int:
+        return len(self._lazy) + sum(1 for n in self._classes if n not in self._lazy)
+
+    def module_of(self, name: str) -> str | None:
+        """The module a shipped strategy lives in (None for registered plug-ins and unknown names)."""
+        return self._lazy.get(name)
+
+    def add(self, cls: type["Strategy"]) -> None:
+        known = self._classes.get(cls.name)
+        lazy = self._lazy.get(cls.name)
+        if (known is not None and known is not cls) or (known is None and lazy is not None
+                                                           and cls.__module__ != lazy):
+            raise ValueError(f"strategy name {cls.name!r} registered twice")
+        self._classes[cls.name] = cls
+
+    def __repr__(self) -> str:
+        return f"StrategyRegistry({sorted(self)})"
+
+
+STRATEGIES = StrategyRegistry(BUILTIN_STRATEGIES)
 
 
 def register(cls: type[S]) -> type[S]:
     """Class decorator: make a strategy known by its short ``name``."""
-    if cls.name in STRATEGIES and STRATEGIES[cls.name] is not cls:
-        raise ValueError(f"strategy name {cls.name!r} registered twice")
-    STRATEGIES[cls.name] = cls
+    STRATEGIES.add(cls)
     return cls
 
 
@@ -236,7 +294,7 @@ class Strategy(ABC):
         """Learn from ``data``; replaces everything learned before. Returns ``self``."""
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("__")]:
             delattr(self, attr)
-        start = time.perf_counter()
+        start = self._fit_started = time.perf_counter()
         self.n_users_ = data.n_users
         self.n_items_ = data.n_items
         self.user_items_ = data.interactions(self.config.weights(), binary=self.config.binary)
@@ -246,6 +304,11 @@ class Strategy(ABC):
 
     @abstractmethod
     def _fit(self, data: ShopData) -> None: ...
+
+    def _fit_elapsed(self) -> float:
+        """Seconds since the running :meth:`fit` began (its bookkeeping included): what a time budget
+        of a strategy counts against."""
+        return time.perf_counter() - getattr(self, "_fit_started", time.perf_counter())
 
     def unusable(self, data: ShopData) -> str | None:
         """Why this strategy, as configured, cannot be fitted on ``data`` (say, content strategies on
@@ -346,6 +409,13 @@ class Strategy(ABC):
         return sp.csr_matrix(hist, dtype=np.float32)
 
     # ------------------------------------------------------------- online
+    def evidence_floor(self) -> float | None:
+        """Scores below this value are the strategy's own filler (e.g. an order by popularity so that
+        a list standing alone is full), not evidence about the request: a scenario pipeline drops
+        them and fills short lists from its fallback chain, which says why. None: every score is
+        evidence."""
+        return None
+
     def observe(self, events: LiveEvents) -> bool:
         """Learn from events that arrived after ``fit`` without refitting (a live service calls this
         for every acknowledged batch). Returns whether the strategy changed. The default learns

@@ -47,6 +47,7 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field, field_validator, model_validator
 
+from .. import progress
 from ..data import Behaviour, Ragged, ShopData
 from ..data.schema import DEFAULT_WEIGHTS
 from ..exceptions import ConfigError
@@ -664,21 +665,38 @@ def _load_model(path: str):
     return SentenceTransformer(path, device="cpu")
 
 
-def _encode(cfg: "ContentEmbeddingConfig", texts: list[str]) -> np.ndarray:
-    """Normalised float32 embeddings of ``texts``; each distinct text is encoded once."""
+#: texts per ``model.encode`` call when encoding with progress (a few of the model's batches)
+ENCODE_CHUNK = 1024
+
+
+def _encode(cfg: "ContentEmbeddingConfig", texts: list[str], step: str | None = None) -> np.ndarray:
+    """Normalised float32 embeddings of ``texts``; each distinct text is encoded once. With ``step``
+    (a description), the encoding is a :mod:`shoprec.progress` step advanced every
+    :data:`ENCODE_CHUNK` texts."""
     model = _load_model(str(resolve_model_path(cfg.model)))
     import torch
 
     codes, uniques = pd.factorize(pd.Series(texts, dtype=object))
+    uniques = list(uniques)
     previous = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        emb = model.encode(list(uniques), batch_size=cfg.batch_size, convert_to_numpy=True,
-                           normalize_embeddings=True, show_progress_bar=False)
+        def encode(chunk: list[str]) -> np.ndarray:
+            return np.asarray(model.encode(chunk, batch_size=cfg.batch_size, convert_to_numpy=True,
+                                           normalize_embeddings=True, show_progress_bar=False), dtype=np.float32)
+
+        if step is None:
+            emb = encode(uniques)
+        else:
+            parts = []
+            with progress.step(step, total=len(uniques), unit="text") as p:
+                for s in range(0, len(uniques), ENCODE_CHUNK):
+                    parts.append(encode(uniques[s:s + ENCODE_CHUNK]))
+                    p.advance(len(parts[-1]))
+            emb = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
     finally:
         torch.set_num_threads(previous)
-    emb = np.asarray(emb, dtype=np.float32)
     return emb[codes]
 
 
@@ -702,7 +720,7 @@ class ContentEmbeddingStrategy(_ContentStrategy):
         has = texts != ""
         if not has.any():
             raise ValueError(f"content_embedding: no item has text in fields {list(cfg.fields)}")
-        enc = _encode(cfg, [str(t) for t in texts[has]])
+        enc = _encode(cfg, [str(t) for t in texts[has]], step="content_embedding: encoding item texts")
         emb = np.zeros((len(texts), enc.shape[1]), dtype=np.float32)
         emb[has] = enc
         norms = np.linalg.norm(emb, axis=1, keepdims=True)

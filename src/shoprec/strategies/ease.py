@@ -18,6 +18,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from pydantic import Field
 
+from .. import progress
 from ..data import ShopData
 from ._parallel import by_row_chunks
 from .base import Queries, Strategy, StrategyConfig, register
@@ -95,9 +96,10 @@ class EASEStrategy(Strategy):
         else:
             items = np.arange(n_items, dtype=np.int32)
         xs = sp.csc_matrix(x[:, items] if limit < n_items else x, dtype=np.float32)
-        g = (xs.T @ xs).toarray().astype(np.float32, copy=False)
-        g[np.diag_indices_from(g)] += cfg.l2
-        p = spd_inverse(g)
+        with progress.step(f"ease: inverting the {len(items):,}×{len(items):,} item Gram matrix"):
+            g = (xs.T @ xs).toarray().astype(np.float32, copy=False)
+            g[np.diag_indices_from(g)] += cfg.l2
+            p = spd_inverse(g)
         d = np.diag(p).copy()
         p /= -d[None, :]
         p[np.diag_indices_from(p)] = 0.0

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from pydantic import Field
 from threadpoolctl import threadpool_limits
 
+from .. import progress
 from ..data import ShopData
 from .base import Queries, Strategy, StrategyConfig, register
 
@@ -128,7 +129,8 @@ class ALSStrategy(Strategy):
             model = AlternatingLeastSquares(
                 factors=cfg.factors, regularization=cfg.regularization, alpha=cfg.alpha,
                 iterations=cfg.iterations, random_state=cfg.seed, num_threads=cfg.num_threads)
-            model.fit(self.user_items_, show_progress=False)
+            with progress.step("als: alternating least squares", total=cfg.iterations, unit="iteration") as p:
+                model.fit(self.user_items_, show_progress=False, callback=lambda *_: p.advance())
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         if cfg.candidate_index == "hnsw":
@@ -275,8 +277,9 @@ class BPRStrategy(Strategy):
         model = BayesianPersonalizedRanking(
             factors=cfg.factors, learning_rate=cfg.learning_rate, regularization=cfg.regularization,
             iterations=cfg.iterations, random_state=cfg.seed, num_threads=cfg.num_threads)
-        with threadpool_limits(1, "blas"):  # implicit parallelises itself; BLAS threads slow it down
-            model.fit(self.user_items_, show_progress=False)
+        with threadpool_limits(1, "blas"), \
+                progress.step("bpr: stochastic gradient epochs", total=cfg.iterations, unit="epoch") as p:
+            model.fit(self.user_items_, show_progress=False, callback=lambda *_: p.advance())
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
 

@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from .. import progress
 from ..data import ShopData
 from ._live import LiveCooccurrence
 from ._parallel import by_row_chunks
@@ -164,18 +165,20 @@ class ItemKNNStrategy(Strategy):
         left = np.power(sq, cfg.alpha).astype(np.float32)
         right = np.power(sq, 1.0 - cfg.alpha).astype(np.float32)
         rows_all, cols_all, vals_all = [], [], []
-        for start in range(0, n_items, cfg.block_size):
-            stop = min(n_items, start + cfg.block_size)
-            # row j of the block holds the dot products of target item start+j with every item i
-            block = sp.csr_matrix(xt[start:stop] @ x)
-            brow = np.repeat(np.arange(stop - start), np.diff(block.indptr))
-            block.data[block.indices == brow + start] = 0.0  # no self-similarity
-            if normalise:
-                block.data /= left[block.indices] * right[start + brow] + cfg.shrink + 1e-12
-            target, neighbour, v = sparse_topk_rows(block, cfg.neighbours)
-            rows_all.append(neighbour)
-            cols_all.append(target + start)
-            vals_all.append(v.astype(np.float32))
+        with progress.step(f"{self.name}: {cfg.similarity} similarities", total=n_items, unit="item") as p:
+            for start in range(0, n_items, cfg.block_size):
+                stop = min(n_items, start + cfg.block_size)
+                # row j of the block holds the dot products of target item start+j with every item i
+                block = sp.csr_matrix(xt[start:stop] @ x)
+                brow = np.repeat(np.arange(stop - start), np.diff(block.indptr))
+                block.data[block.indices == brow + start] = 0.0  # no self-similarity
+                if normalise:
+                    block.data /= left[block.indices] * right[start + brow] + cfg.shrink + 1e-12
+                target, neighbour, v = sparse_topk_rows(block, cfg.neighbours)
+                rows_all.append(neighbour)
+                cols_all.append(target + start)
+                vals_all.append(v.astype(np.float32))
+                p.advance(stop - start)
         sim = sp.csr_matrix((np.concatenate(vals_all), (np.concatenate(rows_all), np.concatenate(cols_all))),
                             shape=(n_items, n_items), dtype=np.float32)
         sim.sort_indices()

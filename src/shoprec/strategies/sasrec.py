@@ -59,6 +59,7 @@ from typing import Any, Iterator, Literal, Mapping
 import numpy as np
 from pydantic import Field, model_validator
 
+from .. import progress
 from ..data import Ragged, ShopData
 from ..exceptions import ConfigError
 from .base import Queries, Strategy, StrategyConfig, register
@@ -133,7 +134,9 @@ class SASRecConfig(StrategyConfig):
                                     "2 cores).")
     time_budget_seconds: float | None = Field(
         default=None, gt=0,
-        description="Stop after the epoch during which training time crosses this (None = no limit).")
+        description="Bound on the whole fit in seconds, data preparation and early-stopping passes "
+                    "included: training stops at the first mini-batch (or validation chunk) that "
+                    "finds the budget spent, after at least one mini-batch (None = no limit).")
     validation_users: int = Field(
         default=0, ge=0,
         description="Early stopping: hold out the last item of this many training users (drawn with "
@@ -343,8 +346,9 @@ class SASRecStrategy(Strategy):
 
     Attributes after ``fit``: ``model_`` (the torch module, eval mode), ``user_seqs_`` (each user's
     last ``max_len`` training items), ``popularity_`` (scores of empty queries), ``epochs_done_``,
-    ``epoch_seconds_`` (mean), ``losses_`` (mean training loss per epoch) and, with early stopping,
-    ``best_epoch_`` and ``val_hr_`` (HR@10 per epoch).
+    ``epoch_seconds_`` (mean), ``losses_`` (mean training loss per epoch, the last one partial when the
+    time budget stopped it), ``batches_done_`` (mini-batches trained), ``stopped_by_budget_`` and,
+    with early stopping, ``best_epoch_`` and ``val_hr_`` (HR@10 per epoch).
     """
 
     name = "sasrec"
@@ -357,6 +361,7 @@ class SASRecStrategy(Strategy):
     def _fit(self, data: ShopData) -> None:
         cfg: SASRecConfig = self.config
         torch = _torch()
+        self.stopped_by_budget_ = False
         seqs = data.sequences(by="user")
         self.user_seqs_ = seqs.tail(cfg.max_len)
         self.popularity_ = self._popularity(seqs.values, data.n_items)
@@ -384,10 +389,17 @@ class SASRecStrategy(Strategy):
         seqs = _drop_last(seqs, held)
         return seqs, (_left_padded(seqs.take(users), self.config.max_len), target)
 
+    def _over_budget(self) -> bool:
+        """Whether the time budget (counted from the start of :meth:`fit`) is spent."""
+        budget = self.config.time_budget_seconds
+        return budget is not None and self._fit_elapsed() >= budget
+
     def _train(self, inputs: np.ndarray, targets: np.ndarray, lengths: np.ndarray,
                rng: np.random.Generator, validation: tuple[np.ndarray, np.ndarray] | None, torch) -> None:
         """AdamW on the full-softmax loss of every position, epoch by epoch, until ``epochs``, the
-        time budget, or (with validation) ``patience`` epochs without a better HR@10."""
+        time budget (checked before every mini-batch and validation chunk, so that a long epoch or
+        validation pass cannot overrun it by more than one of those), or (with validation)
+        ``patience`` epochs without a better HR@10."""
         cfg: SASRecConfig = self.config
         model = self.model_
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98),
@@ -398,47 +410,65 @@ class SASRecStrategy(Strategy):
         start = time.perf_counter()
         step = epoch = 0
         total_steps = None
-        for epoch in range(1, cfg.epochs + 1):
-            model.train()
-            loss_sum, positions = 0.0, 0
-            batches = _batches(lengths, cfg.batch_size, rng, cfg.bucket_by_length)
-            total_steps = total_steps or max(1, cfg.epochs * len(batches))
-            for batch in batches:
-                if cfg.lr_schedule == "cosine":
-                    # progress through the schedule: steps, or the time budget when that ends sooner
-                    progress = step / total_steps
-                    if budget is not None:
-                        progress = max(progress, (time.perf_counter() - start) / budget)
-                    for group in opt.param_groups:
-                        group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-                step += 1
-                width = int(lengths[batch].max())
-                y = torch.from_numpy(targets[batch, -width:])
-                h = model(torch.from_numpy(inputs[batch, -width:]))
-                keep = y > 0
-                loss = model.full_softmax_ce(h[keep], model.item_weights(), y[keep] - 1, CE_CHUNK)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                n_pos = int(keep.sum())
-                loss_sum += loss.item() * n_pos
-                positions += n_pos
-            self.losses_.append(loss_sum / max(positions, 1))
-            elapsed = time.perf_counter() - start
-            msg = f"sasrec epoch {epoch}: loss {self.losses_[-1]:.4f}, {elapsed:.0f} s"
-            if validation is not None:
-                hr = self._hit_rate(model, *validation, torch)
-                self.val_hr_.append(hr)
-                msg += f", validation HR@10 {hr:.4f}"
-                if hr > best_hr:
-                    best_hr, self.best_epoch_ = hr, epoch
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            log.info(msg)
-            if validation is not None and epoch - self.best_epoch_ >= cfg.patience:
-                break
-            if budget is not None and elapsed >= budget:
-                log.info("sasrec: time budget of %.0f s reached after %d epochs", budget, epoch)
-                break
+        with progress.step("sasrec: training", total=cfg.epochs, unit="epoch") as bar:
+            for epoch in range(1, cfg.epochs + 1):
+                model.train()
+                loss_sum, positions = 0.0, 0
+                batches = _batches(lengths, cfg.batch_size, rng, cfg.bucket_by_length)
+                total_steps = total_steps or max(1, cfg.epochs * len(batches))
+                for i, batch in enumerate(batches):
+                    if step and self._over_budget():  # at least one step, whatever the budget
+                        self.stopped_by_budget_ = True
+                        break
+                    if cfg.lr_schedule == "cosine":
+                        # progress through the schedule: steps, or the time budget when that ends sooner
+                        done = step / total_steps
+                        if budget is not None:
+                            done = max(done, self._fit_elapsed() / budget)
+                        for group in opt.param_groups:
+                            group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
+                    step += 1
+                    width = int(lengths[batch].max())
+                    y = torch.from_numpy(targets[batch, -width:])
+                    h = model(torch.from_numpy(inputs[batch, -width:]))
+                    keep = y > 0
+                    loss = model.full_softmax_ce(h[keep], model.item_weights(), y[keep] - 1, CE_CHUNK)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    n_pos = int(keep.sum())
+                    loss_sum += loss.item() * n_pos
+                    positions += n_pos
+                    bar.advance(1.0 / len(batches))
+                self.batches_done_ = step
+                self.losses_.append(loss_sum / max(positions, 1))
+                elapsed = time.perf_counter() - start
+                msg = f"sasrec epoch {epoch}: loss {self.losses_[-1]:.4f}, {elapsed:.0f} s"
+                if self.stopped_by_budget_:
+                    # a partial epoch: no validation pass (the budget is spent); the best full epoch
+                    # so far is kept when there is one
+                    log.info("%s (stopped after %d of %d mini-batches: time budget of %.0f s)", msg, i,
+                             len(batches), budget)
+                    break
+                bar.advance(epoch - bar.done, description=f"sasrec: training, loss {self.losses_[-1]:.3f}")
+                if validation is not None:
+                    hr = self._hit_rate(model, *validation, torch)
+                    if hr is None:  # the budget ran out during the validation pass
+                        self.stopped_by_budget_ = True
+                        log.info("%s (time budget of %.0f s reached during validation)", msg, budget)
+                        break
+                    self.val_hr_.append(hr)
+                    msg += f", validation HR@10 {hr:.4f}"
+                    if hr > best_hr:
+                        best_hr, self.best_epoch_ = hr, epoch
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                log.info(msg)
+                if validation is not None and epoch - self.best_epoch_ >= cfg.patience:
+                    break
+                if self._over_budget():
+                    self.stopped_by_budget_ = True
+                    log.info("sasrec: time budget of %.0f s reached after %d epochs", budget, epoch)
+                    break
         self.epochs_done_ = epoch
         self.epoch_seconds_ = (time.perf_counter() - start) / max(epoch, 1)
         if best_state is not None:
@@ -449,12 +479,15 @@ class SASRecStrategy(Strategy):
         counts = np.bincount(values.astype(np.int64), minlength=n_items).astype(np.float32)
         return counts / max(float(counts.max(initial=0.0)), 1.0)
 
-    def _hit_rate(self, model, inputs: np.ndarray, target: np.ndarray, torch, k: int = 10) -> float:
-        """HR@k of the held-out items, ranking all items except each input's own."""
+    def _hit_rate(self, model, inputs: np.ndarray, target: np.ndarray, torch, k: int = 10) -> float | None:
+        """HR@k of the held-out items, ranking all items except each input's own; None when the time
+        budget runs out before the pass is done."""
         model.eval()
         hits = 0
         with torch.inference_mode():
             for s in range(0, len(inputs), SCORE_BATCH):
+                if self._over_budget():
+                    return None
                 x = inputs[s:s + SCORE_BATCH]
                 scores = self._encode_and_score(model, x, torch)
                 rows = np.repeat(np.arange(len(x)), x.shape[1])
