@@ -3,10 +3,11 @@
     python benchmarks/accuracy.py                      # all datasets (≈ 25 min on 2 cores)
     python benchmarks/accuracy.py --datasets beauty,diginetica
     python benchmarks/accuracy.py --datasets yelp2018 --only "als,bpr"   # re-run some rows, keep the rest
+    python benchmarks/accuracy.py --datasets beauty --write   # … and rewrite BENCHMARKS.md
     python benchmarks/accuracy.py --write-only         # rebuild BENCHMARKS.md from benchmarks/results/
 
-Each dataset's results are saved to ``benchmarks/results/accuracy-<dataset>.json``; BENCHMARKS.md is
-rebuilt from all saved results, so datasets can be re-run one at a time. Datasets are read from
+Each dataset's results are saved to ``benchmarks/results/accuracy-<dataset>.json``; with ``--write``
+BENCHMARKS.md is rebuilt from all saved results, so datasets can be re-run one at a time. Datasets are read from
 ``../shared/data`` (override with ``--data-root``).
 """
 
@@ -26,6 +27,7 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from benchmarks_md import add_write_options, finish  # noqa: E402  (beside this script)
 from shoprec.cli import result_line, results_table  # noqa: E402
 from shoprec.data.adapters import load_lightgcn, load_online_retail, load_sasrec, load_sessions  # noqa: E402
 from shoprec.evaluation.evaluator import evaluate  # noqa: E402
@@ -149,17 +151,12 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
-def write_markdown() -> None:
-    from benchmarks_md import render  # local helper beside this script
-    render()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--only", help="Comma-separated strategy labels to (re)run; other saved rows are kept.")
-    ap.add_argument("--write-only", action="store_true")
+    add_write_options(ap)
     args = ap.parse_args()
     if not args.write_only:
         for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
@@ -167,8 +164,7 @@ def main() -> None:
                 ap.error(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
             only = {x.strip() for x in args.only.split(",")} if args.only else None
             run_dataset(name, args.data_root.resolve(), only)
-    sys.path.insert(0, str(Path(__file__).parent))
-    write_markdown()
+    finish(args)
 
 
 if __name__ == "__main__":

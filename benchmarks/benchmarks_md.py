@@ -1,7 +1,14 @@
-"""Render BENCHMARKS.md from the JSON files in benchmarks/results/ (written by the benchmark scripts)."""
+"""Render BENCHMARKS.md from the JSON files in benchmarks/results/ (written by the benchmark scripts).
+
+The committed BENCHMARKS.md changes only when asked: every script writes its results JSON and prints
+its table, and rewrites BENCHMARKS.md only with ``--write`` (``--write-only`` rewrites it from the
+saved results without measuring anything). :func:`add_write_options` and :func:`finish` are that
+shared part of every script's command line.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -57,6 +64,26 @@ def default_rows(d: dict) -> list[dict]:
 
 def _fmt(v) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+
+
+def add_write_options(ap: argparse.ArgumentParser) -> None:
+    """``--write`` (also rewrite BENCHMARKS.md) and ``--write-only`` (only rewrite it, measure nothing)."""
+    ap.add_argument("--write", action="store_true",
+                    help="Also rewrite the committed BENCHMARKS.md from benchmarks/results/*.json "
+                         "(without it only the results JSON is written).")
+    ap.add_argument("--write-only", action="store_true",
+                    help="Measure nothing; rewrite BENCHMARKS.md from the saved results.")
+
+
+def finish(args: argparse.Namespace) -> Path | None:
+    """After a run: rewrite BENCHMARKS.md when ``--write`` or ``--write-only`` asked for it, else say
+    how to. Returns the file written, or None."""
+    if getattr(args, "write", False) or getattr(args, "write_only", False):
+        out = render()
+        print(f"wrote {out.relative_to(ROOT)}")
+        return out
+    print("BENCHMARKS.md left as it is (pass --write to rewrite it from benchmarks/results/*.json)")
+    return None
 
 
 def render() -> Path:
@@ -152,6 +179,7 @@ def render() -> Path:
     from serve_md import serve_lines  # the serving section (benchmarks/serve.py)
 
     lines += serve_lines()
+    lines += cli_start_lines()
     out = ROOT / "BENCHMARKS.md"
     out.write_text("\n".join(lines) + "\n")
     return out
@@ -311,3 +339,39 @@ def issue3_target_lines() -> list[str]:
 
 if __name__ == "__main__":
     print(render())
+
+
+def cli_start_lines() -> list[str]:
+    """The command-line start section (benchmarks/cli_start.py): the current series and any tagged one."""
+    series = []
+    for p in sorted(RESULTS.glob("cli_start*.json")):
+        d = json.loads(p.read_text())
+        series.append(d)
+    lines = ["", "## Command-line start (issue 10)", "",
+             "`python benchmarks/cli_start.py` runs each command as a fresh process (`python -m shoprec …`, what",
+             "the `shoprec` script does) once to warm up and then N times in a row, and reports the median and the",
+             "maximum wall time from process start to exit (and the median time to the first line of output).",
+             "The warm-up leaves the imported files in the page cache (warm starts; a first start after a reboot",
+             "reads them from disk and takes longer, as does any start while other jobs use the 2 cores).",
+             "Target: every command ≤ 1.5 s.", ""]
+    if not series:
+        return lines + ["_not run yet_"]
+    series.sort(key=lambda d: (d.get("label") == "this checkout", d["date"]))
+    for d in series:
+        lines.append(f"- **{d.get('label', '')}**: measured {d['date']} on {d['machine']}, {d['runs']} runs per "
+                     f"command" + (f"; {d['note']}" if d.get("note") else "") + ".")
+    head = "| command | " + " | ".join(f"{d.get('label', '')}: median / max s" for d in series) + " |"
+    lines += ["", head, "|---|" + "---:|" * len(series)]
+    commands = list(dict.fromkeys(r["command"] for d in series for r in d["rows"]))
+    for cmd in commands:
+        cells = []
+        for d in series:
+            r = next((r for r in d["rows"] if r["command"] == cmd), None)
+            if r is None:
+                cells.append("–")
+            else:
+                over = r["max_s"] > d.get("target_s", 1.5)
+                cells.append(f"{r['median_s']:.2f} / " + (f"**{r['max_s']:.2f}**" if over else f"{r['max_s']:.2f}"))
+        lines.append(f"| `{cmd}` | " + " | ".join(cells) + " |")
+    lines += ["", "Bold: over the 1.5 s target at least once.", ""]
+    return lines

@@ -8,7 +8,7 @@ This is what a shop pays to (re)fit shoprec: every scenario of ``shoprec/scenari
 strategies they share fitted once (``ModelCache``), and whatever validation / ranker training the
 shipped files ask for. After the fit, one batch of requests per scenario is answered (known users,
 and each scenario's natural context) to show that every page works on the data. Writes
-``benchmarks/results/fit_stack-<dataset>.json``; BENCHMARKS.md is re-rendered from all results.
+``benchmarks/results/fit_stack-<dataset>.json``; with ``--write``, BENCHMARKS.md is re-rendered from all results.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from shoprec.scenarios import Recommender  # noqa: E402
 from shoprec.strategies.base import Queries  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks_md import add_write_options, finish  # noqa: E402
 from machine import CoreShare  # noqa: E402
 
 LIMITS = {"online-retail": 300.0, "yelp2018": 900.0}   # issue 3: ≤ 5 min, ≤ 15 min; peak ≤ 12 GiB
@@ -105,7 +106,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--note", default="", help="e.g. that another job shared the 2 cores")
-    ap.add_argument("--write-only", action="store_true")
+    add_write_options(ap)
     args = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.write_only:
@@ -114,9 +115,7 @@ def main(argv=None) -> None:
                 raise SystemExit(f"unknown dataset {name!r}; known: {list(DATASETS)}")
             out = run(name, args.note)
             (RESULTS / f"fit_stack-{name}.json").write_text(json.dumps(out, indent=2))
-    from benchmarks_md import render  # noqa: E402
-
-    render()
+    finish(args)
 
 
 if __name__ == "__main__":

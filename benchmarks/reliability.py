@@ -4,6 +4,7 @@ into ``benchmarks/results/reliability.json``.
 
     python benchmarks/reliability.py                # 20 kill -9 cycles, the fuzzing
     python benchmarks/reliability.py --cycles 50
+    python benchmarks/reliability.py --write        # … and rewrite BENCHMARKS.md
     python benchmarks/reliability.py --write-only
 """
 
@@ -18,6 +19,9 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks_md import add_write_options, finish  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -34,7 +38,7 @@ def run(test: str, env: dict[str, str]) -> tuple[int, float, str]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cycles", type=int, default=20)
-    ap.add_argument("--write-only", action="store_true")
+    add_write_options(ap)
     args = ap.parse_args(argv)
     if not args.write_only:
         out: dict = {"date": date.today().isoformat(),
@@ -53,10 +57,7 @@ def main(argv=None) -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "reliability.json").write_text(json.dumps(out, indent=2))
         print(json.dumps(out, indent=2))
-    sys.path.insert(0, str(Path(__file__).parent))
-    from benchmarks_md import render
-
-    render()
+    finish(args)
 
 
 if __name__ == "__main__":

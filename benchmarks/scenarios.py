@@ -1,5 +1,5 @@
 """The multi-scenario benchmark: per scenario, every single strategy, each fusion method and the full
-pipeline on real logs, full ranking. Writes ``benchmarks/results/scenarios-*.json`` and BENCHMARKS.md.
+pipeline on real logs, full ranking. Writes ``benchmarks/results/scenarios-*.json`` (and, with ``--write``, BENCHMARKS.md).
 
     python benchmarks/scenarios.py                       # every case
     python benchmarks/scenarios.py --cases cart,post_purchase
@@ -38,6 +38,7 @@ from shoprec.evaluation.evaluator import PeakMemory, item_categories, measure  #
 from shoprec.scenarios import ScenarioPipeline, load_scenario  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks_md import add_write_options, finish  # noqa: E402
 from machine import CoreShare  # noqa: E402
 
 KS = (10, 20)
@@ -251,7 +252,7 @@ def _run_case(case: Case) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default=",".join(c.key for c in CASES))
-    ap.add_argument("--write-only", action="store_true")
+    add_write_options(ap)
     args = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.write_only:
@@ -263,9 +264,7 @@ def main(argv=None) -> None:
             if case.key in wanted:
                 out = run_case(case)
                 (RESULTS / f"scenarios-{case.key}.json").write_text(json.dumps(out, indent=2))
-    from benchmarks_md import render  # noqa: E402
-
-    render()
+    finish(args)
 
 
 if __name__ == "__main__":

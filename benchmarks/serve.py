@@ -3,6 +3,7 @@
     python benchmarks/serve.py                                  # 100k items: home, item_page, cart; scaling
     python benchmarks/serve.py --items 100000 --scenarios "home;item_page,cart" --duration 60 --workers 2
     python benchmarks/serve.py --scaling 10000,100000,1000000   # home latency and memory vs catalogue size
+    python benchmarks/serve.py --write                          # … and rewrite BENCHMARKS.md
     python benchmarks/serve.py --write-only                     # re-render BENCHMARKS.md
 
 Per catalogue size: a synthetic shop (``synthetic_shop.py``: no public dataset here has 100k+ items),
@@ -36,6 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).parent))
+from benchmarks_md import add_write_options, finish  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = ROOT / "benchmarks" / ".cache"
 HOME_TOML = Path(__file__).parent / "serve_scenarios" / "home.toml"
@@ -317,7 +320,7 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=1,
                     help="server processes (more than one shares the online state through Redis)")
     ap.add_argument("--note", default="", help="a remark printed with the results (e.g. run-to-run variance)")
-    ap.add_argument("--write-only", action="store_true")
+    add_write_options(ap)
     args = ap.parse_args(argv)
     if not args.write_only:
         if shutil.which("wrk") is None:
@@ -342,9 +345,7 @@ def main(argv=None) -> None:
             runs = [bench_size(n, ["home"], min(args.duration, 30), args.concurrency, False, args.workers)
                     for n in sizes]
             (RESULTS / "serve-scaling.json").write_text(json.dumps({**meta, "runs": runs}, indent=2))
-    from benchmarks_md import render
-
-    render()
+    finish(args)
 
 
 if __name__ == "__main__":
