@@ -63,7 +63,7 @@ def _count(done: float, total: float | None, unit: str) -> str:
     return f"{n(min(done, total))}/{n(total)} {_plural(unit, total)}".strip()
 
 
-@dataclass
+@dataclass(eq=False)  # steps are told apart by identity: two may say the same
 class _Running:
     description: str        # what the step says now (library code may change it as it goes)
     total: float | None
@@ -104,8 +104,7 @@ class _Base:
         return text
 
     def _pop(self, r: _Running) -> None:
-        if r in self._stack:
-            self._stack.remove(r)
+        self._stack = [x for x in self._stack if x is not r]
 
 
 class PlainReporter(_Base):

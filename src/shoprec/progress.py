@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterator, Protocol
 
-__all__ = ["Reporter", "Step", "current", "reporting", "step"]
+__all__ = ["Recorder", "Reporter", "Step", "current", "reporting", "step"]
 
 
 class Reporter(Protocol):
@@ -95,3 +95,37 @@ def step(description: str, total: float | None = None, unit: str = "") -> Iterat
     finally:
         if reporter is not None:
             reporter.finish(handle, failed)
+
+
+class Recorder:
+    """A reporter that remembers every step (for tests, of shoprec and of plug-ins): ``steps`` in
+    start order, each a dict with ``description`` (as started), ``total``, ``unit``, ``done`` (the sum
+    of its advances), ``advances`` (their count), ``depth`` (0 = outermost), ``failed`` (None while
+    running) and ``descriptions`` (every new description given)."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict] = []
+        self._open: list[dict] = []
+
+    def start(self, description: str, total: float | None, unit: str) -> object:
+        rec = {"description": description, "total": total, "unit": unit, "done": 0.0, "advances": 0,
+               "depth": len(self._open), "failed": None, "descriptions": []}
+        self.steps.append(rec)
+        self._open.append(rec)
+        return rec
+
+    def advance(self, handle: object, amount: float, description: str | None) -> None:
+        rec: dict = handle  # type: ignore[assignment]
+        rec["done"] += amount
+        rec["advances"] += amount != 0
+        if description is not None:
+            rec["descriptions"].append(description)
+
+    def finish(self, handle: object, failed: bool) -> None:
+        rec: dict = handle  # type: ignore[assignment]
+        rec["failed"] = failed
+        self._open = [r for r in self._open if r is not rec]
+
+    def named(self, prefix: str) -> list[dict]:
+        """The steps whose description starts with ``prefix``."""
+        return [s for s in self.steps if s["description"].startswith(prefix)]

@@ -79,6 +79,40 @@ def test_time_budget_stops_early():
     assert s.epochs_done_ == 1 and len(s.losses_) == 1
 
 
+def test_time_budget_bounds_the_whole_fit_with_validation_passes():
+    """Many short epochs, each followed by an early-stopping pass: the fit stops at the budget."""
+    budget = 1.5
+    s = SASRecStrategy(epochs=100_000, patience=100_000, validation_users=20, time_budget_seconds=budget,
+                       **FAST).fit(cyclic_shop())
+    assert s.stopped_by_budget_ and s.epochs_done_ < 100_000
+    assert budget <= s.fit_seconds_ < budget + 1.5, s.fit_seconds_  # a generous margin for a loaded machine
+
+
+def test_time_budget_stops_inside_a_long_epoch():
+    """An epoch of 12,000 one-sequence mini-batches takes far longer than the budget on any machine
+    (eager PyTorch needs well over 0.1 ms a step): the fit stops between mini-batches of epoch 1."""
+    rows = [(f"u{u}", f"i{(u + t) % 50}", t) for u in range(12_000) for t in range(4)]
+    data = ShopData.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]), name="long")
+    budget = 1.0
+    s = SASRecStrategy(epochs=3, time_budget_seconds=budget, bucket_by_length=False,
+                       **{**FAST, "batch_size": 1}).fit(data)
+    assert s.stopped_by_budget_ and s.epochs_done_ == 1
+    assert 0 < s.batches_done_ < 12_000
+    assert s.fit_seconds_ < budget + 1.5, s.fit_seconds_
+    assert np.isfinite(s.score(Queries.for_users([0]))).all()  # the model is usable
+
+
+def test_epochs_are_a_progress_step():
+    from shoprec import progress
+
+    rec = progress.Recorder()
+    with progress.reporting(rec):
+        SASRecStrategy(epochs=3, **FAST).fit(cyclic_shop())
+    (step,) = rec.named("sasrec: training")
+    assert step["total"] == 3 and step["unit"] == "epoch" and step["failed"] is False
+    assert step["done"] == pytest.approx(3.0) and step["advances"] > 3  # advanced within the epochs
+
+
 def test_early_stopping_restores_best_epoch():
     s = SASRecStrategy(epochs=40, validation_users=20, patience=2, **FAST).fit(cyclic_shop())
     assert len(s.val_hr_) == s.epochs_done_
