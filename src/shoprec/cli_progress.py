@@ -44,11 +44,11 @@ def format_seconds(seconds: float) -> str:
 
 def _plural(unit: str, n: float) -> str:
     """``epoch`` → ``epochs``, ``query`` → ``queries`` (units are given in the singular)."""
-    if not unit or n == 1 or unit.endswith("s"):
+    if not unit or n == 1 or (unit.endswith("s") and unit != "pass"):
         return unit
     if unit.endswith("y") and unit[-2:-1] not in tuple("aeiou"):
         return unit[:-1] + "ies"
-    if unit.endswith(("x", "ch", "sh")):
+    if unit in ("batch", "match", "box", "pass"):
         return unit + "es"
     return unit + "s"
 
