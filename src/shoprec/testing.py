@@ -5,7 +5,10 @@ checked in a few lines::
     def test_my_strategy(tmp_path):
         check_strategy(lambda: MyStrategy(), tiny_shop(), tmp_path)
 
-The checks: fit returns self; refit equals a fresh fit; save→load gives identical output; the
+Stages of a scenario pipeline have one check per kind: check_training_filter, check_mix_policy,
+check_fusion, check_reranker (at the end of this module).
+
+The strategy checks: fit returns self; refit equals a fresh fit; save→load gives identical output; the
 config round-trips; an unknown user with a session, and an empty history, get valid answers;
 excluded items are never returned; a batch equals the queries one by one; recommending before fit
 raises NotFittedError.
@@ -122,3 +125,181 @@ def check_strategy(factory: Callable[[], Strategy], data: ShopData, tmp_path: Pa
         single = strategy.recommend(q.take(np.array([i])), k)
         np.testing.assert_array_equal(single.item_idx[0], first.item_idx[i],
                                       err_msg=f"query {i}: batch differs from single")
+
+
+# ============================================================================= pipeline stages
+# One check per stage kind (see shoprec.scenarios.stages), each runnable in a line:
+#     check_training_filter(lambda: MyFilter(max_x=3))
+#     check_mix_policy(lambda: MyPolicy(arms={...}), labels=["item_knn", "popularity"])
+#     check_fusion(lambda: MyFusion())
+#     check_reranker(lambda: MyReRanker())
+
+def _stage_config_round_trips(stage) -> None:
+    cfg = stage.config
+    assert type(cfg)(**cfg.model_dump()) == cfg, f"{stage.name}: config does not round-trip"
+    assert type(stage)(cfg).config == cfg, f"{stage.name}: a stage built from its config differs"
+
+
+def tiny_pipeline(data: ShopData | None = None, **sections):
+    """A fitted scenario pipeline on :func:`tiny_shop` (popularity, item-kNN, EASE; weighted fusion)
+    with ``sections`` of the scenario file added: the environment the stage checks run in."""
+    from .scenarios import ScenarioPipeline, scenario_from_dict
+
+    data = data if data is not None else tiny_shop()
+    cfg = scenario_from_dict({"scenario": {"name": "check", "k": 5},
+                              "strategies": [{"name": "item_knn"}, {"name": "ease", "weight": 0.5},
+                                             {"name": "popularity", "weight": 0.2}], **sections})
+    return ScenarioPipeline(cfg).fit(data)
+
+
+def check_training_filter(factory: Callable[[], "object"], data: ShopData | None = None) -> None:
+    """A training filter keeps a subset of the events with the same users, items and tables, never
+    changes its input, counts what it dropped by reason, is deterministic, and takes empty data."""
+    from .scenarios.stages import FilterReport, TrainingFilter
+
+    data = data if data is not None else tiny_shop()
+    stage = factory()
+    assert isinstance(stage, TrainingFilter)
+    _stage_config_round_trips(stage)
+    before = data.events.copy()
+    kept, report = stage.filter(data)
+    pd.testing.assert_frame_equal(data.events, before, obj="the input events (a filter must not change them)")
+    assert isinstance(report, FilterReport) and isinstance(report.summary(), str)
+    assert kept.users is data.users and kept.items is data.items, "a filter must keep the id maps"
+    assert kept.item_table is data.item_table, "a filter must keep the item table"
+    assert report.n_in == data.n_events and report.n_kept == kept.n_events, "report counts differ from the data"
+    assert report.n_in - report.n_kept == sum(report.dropped.values()), "dropped by reason must add up"
+    have = pd.util.hash_pandas_object(data.events, index=False).value_counts()
+    got = pd.util.hash_pandas_object(kept.events[list(data.events.columns)], index=False).value_counts()
+    extra = got.sub(have.reindex(got.index).fillna(0))
+    assert (extra <= 0).all(), "a filter returned events that were not in its input"
+    again, report2 = factory().filter(data)
+    pd.testing.assert_frame_equal(again.events.reset_index(drop=True), kept.events.reset_index(drop=True),
+                                  obj="a second run of the filter")
+    assert report2 == report
+    empty, rep = stage.filter(data.filter_events(np.zeros(data.n_events, bool)))
+    assert empty.n_events == 0 and rep.n_in == 0 and rep.n_kept == 0
+
+
+def check_mix_policy(factory: Callable[[], "object"], labels: list[str] | None = None,
+                     data: ShopData | None = None, draws: int = 4000) -> None:
+    """A mix policy gives each request probabilities over its arms (rows sum to 1, one row per
+    request whatever the batch), chooses arms at those frequencies with exactly that propensity and
+    the arm's weights, round-trips its state, and takes empty feedback."""
+    from .scenarios.stages import MixChoice, MixContext, MixFeedback, MixPolicy
+
+    data = data if data is not None else tiny_shop()
+    labels = labels or ["item_knn", "ease", "popularity"]
+    stage = factory()
+    assert isinstance(stage, MixPolicy)
+    _stage_config_round_trips(stage)
+    q = sample_queries(data)
+    base = np.linspace(1.0, 0.2, len(labels)).astype(np.float32)
+    ctx = MixContext(q, labels, base, np.ones(len(labels), bool))
+    names, W = stage.arms(labels, base)
+    A = len(names)
+    assert W.shape == (A, len(labels)) and np.isfinite(W).all() and (W >= 0).all(), "arm weights (A, S) ≥ 0"
+    p = stage.probabilities(ctx)
+    assert p.shape == (len(q), A), f"probabilities must be (n, {A})"
+    assert (p >= 0).all() and np.allclose(p.sum(axis=1), 1.0), "each request's arm probabilities must sum to 1"
+    for i in range(len(q)):
+        one = MixContext(q.take(np.array([i])), labels, base, ctx.available)
+        np.testing.assert_allclose(stage.probabilities(one)[0], p[i], err_msg=f"request {i}: batch ≠ single")
+    choice = stage.choose(ctx)
+    assert isinstance(choice, MixChoice) and list(choice.arms) == list(names)
+    assert choice.weights.shape == (len(q), len(labels)) and choice.weights.dtype == np.float32
+    assert ((choice.arm >= 0) & (choice.arm < A)).all(), "arm index out of range"
+    np.testing.assert_allclose(choice.propensity, p[np.arange(len(q)), choice.arm],
+                               err_msg="the logged propensity must be the chosen arm's probability")
+    np.testing.assert_allclose(choice.weights, W[choice.arm], err_msg="weights must be the chosen arm's")
+    # frequencies: one request drawn many times
+    one = MixContext(q.take(np.zeros(draws, np.int64)), labels, base, ctx.available)
+    arms = stage.choose(one).arm
+    freq = np.bincount(arms, minlength=A) / draws
+    sd = np.sqrt(p[0] * (1 - p[0]) / draws)
+    assert (np.abs(freq - p[0]) <= 5 * sd + 1e-9).all(), f"arm frequencies {freq} differ from {p[0]}"
+    # state round-trip; empty feedback
+    fresh = factory()
+    fresh.set_state(stage.state())
+    np.testing.assert_allclose(fresh.probabilities(ctx), p, err_msg="state round-trip changed the policy")
+    stage.update(MixFeedback(np.zeros(0, np.int32), np.zeros(0)))
+
+
+def check_fusion(factory: Callable[[], "object"], data: ShopData | None = None) -> None:
+    """A fusion gives a finite float32 score per pair, does not change the pairs, scores each
+    request alone (a request's pairs fused alone score as in the batch), and takes (S,) weights as
+    the same (n, S) weights on every row."""
+    from .scenarios.stages import Fusion
+
+    pipe = tiny_pipeline(data)
+    stage = factory()
+    assert isinstance(stage, Fusion)
+    _stage_config_round_trips(stage)
+    stage.fit(pipe.data_, pipe.env_)
+    q = sample_queries(pipe.data_)
+    pairs = pipe.candidate_pairs(q, pipe.allowed(q))
+    assert len(pairs), "the fixture has no candidate pairs"
+    copy = {k: getattr(pairs, k).copy() for k in ("row", "item", "norm", "rank", "raw", "sources")}
+    w = pipe.weights_
+    out = stage.fuse(pairs, w, q)
+    for k, v in copy.items():
+        np.testing.assert_array_equal(getattr(pairs, k), v, err_msg=f"fusion changed pairs.{k}")
+    assert out.shape == (len(pairs),) and out.dtype == np.float32 and np.isfinite(out).all()
+    per_row = stage.fuse(pairs, np.broadcast_to(w, (len(q), len(w))).copy(), q)
+    np.testing.assert_allclose(per_row, out, rtol=1e-5, atol=1e-6, err_msg="(S,) and (n, S) weights differ")
+    for r in np.unique(pairs.row):
+        sel = pairs.row == r
+        sub = pairs.subset(sel)
+        sub.row = np.zeros(len(sub.row), np.int64)
+        alone = stage.fuse(sub, w, q.take(np.array([r])))
+        np.testing.assert_allclose(alone, out[sel], rtol=1e-5, atol=1e-6, err_msg=f"request {r}: alone ≠ in batch")
+
+
+def check_reranker(factory: Callable[[], "object"], data: ShopData | None = None, k: int = 5) -> None:
+    """A re-ranker only narrows the allowed mask; re-orders each request's pool into items of that
+    pool, each once, -1 padding last, at least min(K, pool) of them; does not change its input;
+    answers each request as in the batch; is deterministic; round-trips its state."""
+    from .scenarios.fusion.pairs import top_pairs
+    from .scenarios.stages import Ranked, ReRanker
+
+    pipe = tiny_pipeline(data)
+    stage = factory()
+    assert isinstance(stage, ReRanker)
+    _stage_config_round_trips(stage)
+    stage.fit(pipe.data_, pipe.env_)
+    q = sample_queries(pipe.data_)
+    allowed = pipe.allowed(q)
+    narrowed = allowed.copy()
+    stage.constrain(q, narrowed)
+    assert narrowed.shape == allowed.shape and not (narrowed & ~allowed).any(), "constrain may only remove items"
+    pool = stage.pool(k)
+    assert pool >= k, "pool(k) must be at least k"
+    pairs = pipe.candidate_pairs(q, narrowed)
+    ranked = Ranked(*top_pairs(pairs.row, pairs.item, pipe.fuse(pairs, q, "weighted"), pairs.sources, len(q), pool))
+    before = Ranked(ranked.item_idx.copy(), ranked.scores.copy(), ranked.sources.copy())
+    out = stage.rerank(ranked, q, k)
+    for name in ("item_idx", "scores", "sources"):
+        np.testing.assert_array_equal(getattr(ranked, name), getattr(before, name),
+                                      err_msg=f"rerank changed its input's {name}")
+    for r in range(len(q)):
+        given = before.item_idx[r][before.item_idx[r] >= 0]
+        got = out.item_idx[r]
+        items = got[got >= 0]
+        assert (got[len(items):] == -1).all(), f"request {r}: -1 padding must come last"
+        assert len(np.unique(items)) == len(items), f"request {r}: an item twice"
+        assert np.isin(items, given).all(), f"request {r}: an item that was not in the pool"
+        assert len(items) >= min(k, len(given)), f"request {r}: fewer than min(K, pool) items"
+        src = dict(zip(before.item_idx[r].tolist(), before.sources[r].tolist()))
+        assert all(src[i] == s for i, s in zip(items.tolist(), out.sources[r].tolist())), \
+            f"request {r}: an item lost its sources"
+        alone = stage.rerank(before.take(np.array([r])), q.take(np.array([r])), k)
+        np.testing.assert_array_equal(alone.item_idx[0], got, err_msg=f"request {r}: alone ≠ in batch")
+    np.testing.assert_array_equal(stage.rerank(before, q, k).item_idx, out.item_idx, err_msg="not deterministic")
+    fresh = factory()
+    fresh.bind(pipe.env_)
+    fresh.set_state(stage.state())
+    np.testing.assert_array_equal(fresh.rerank(before, q, k).item_idx, out.item_idx,
+                                  err_msg="state round-trip changed the re-ranker")
+    again = allowed.copy()
+    fresh.constrain(q, again)
+    np.testing.assert_array_equal(again, narrowed, err_msg="state round-trip changed constrain")

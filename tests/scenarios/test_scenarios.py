@@ -8,7 +8,7 @@ from shoprec.data import Behaviour, Ragged, ShopData
 from shoprec.exceptions import ConfigError, RequestError
 from shoprec.scenarios import (SCENARIO_NAMES, Recommender, RequestContext, ScenarioPipeline, default_scenarios,
                                load_scenario, scenario_from_dict)
-from shoprec.scenarios.pipeline import _normalise, _top_pairs
+from shoprec.scenarios.fusion.pairs import normalise_scores as _normalise, top_pairs as _top_pairs
 from shoprec.strategies.base import Queries
 from shoprec.testing import tiny_shop
 

@@ -10,9 +10,10 @@ Layout::
     items.parquet           the item table (one row per item index), when the shop has one
     models/<n>/             one fitted strategy each (Strategy.save: manifest.json + arrays.npz)
     facts/<n>.npz           per-item facts (stock, price, category, popularity, purchases …)
-    scenarios/<name>.npz    the scenario's near-duplicate matrix and its ranker's feature arrays
-                            (co-occurrence embedding, each user's last item), when it has them
-    rankers/<name>.txt      the scenario's LightGBM ranker, when it has one
+    scenarios/<name>.npz    what the scenario's stages learned, as ``<stage key>/<array>``: the rules'
+                            near-duplicate matrix, the ranker (LightGBM's text format as bytes, its
+                            training summary as JSON bytes, the co-occurrence embedding and each
+                            user's last item), a policy's state
 
 :func:`save_recommender` writes into a temporary sibling folder and renames it into place, so a
 reader never sees half an artifact.
@@ -41,7 +42,9 @@ from ..strategies.base import Strategy
 from .config import ScenarioConfig
 from .facts import ItemFacts
 
-FORMAT = 1
+FORMAT = 2
+#: formats this version reads (1: before the stages kept their own state)
+READS = (1, 2)
 KIND = "shoprec-recommender"
 
 _FACT_ARRAYS = ("popularity", "trend", "days_since_last", "days_since_first", "price", "category", "in_stock",
@@ -140,7 +143,6 @@ def _write(rec, root: Path, meta: dict[str, Any]) -> None:
 
     scenarios = {}
     (root / "scenarios").mkdir()
-    (root / "rankers").mkdir()
     for name, pipe in rec.pipelines.items():
         entry: dict[str, Any] = {
             "config": json.loads(pipe.config.model_dump_json()),
@@ -148,25 +150,16 @@ def _write(rec, root: Path, meta: dict[str, Any]) -> None:
             "weights": [float(w) for w in pipe.weights_],
             "notes": list(pipe.notes_),
             "validation": pipe.validation_,
-            "text_index": None if pipe._text is None else next(
-                k for k, m in rec.cache_.models.items() if m is pipe._text.model),
-            "near_duplicates": None,
-            "ranker": None,
+            "text_index": None if pipe.text_ is None else next(
+                k for k, m in rec.cache_.models.items() if m is pipe.text_.model),
+            "method": getattr(pipe, "method_", None),
+            "training_filters": [r.as_dict() for r in getattr(pipe, "filter_reports_", [])],
         }
-        entry["method"] = getattr(pipe, "method_", None)
-        arrays: dict[str, np.ndarray] = dict(pipe.serving_arrays())
-        if pipe._near_dup is not None:
-            _save_sparse("near_dup", pipe._near_dup, arrays)
-        if arrays:
+        states = pipe.stage_states()
+        if states:
+            arrays = {f"{stage}/{key}": value for stage, st in states.items() for key, value in st.items()}
             np.savez(root / "scenarios" / f"{name}.npz", **arrays)
-            entry["arrays"] = f"scenarios/{name}.npz"
-            entry["near_duplicates"] = pipe._near_dup is not None
-        if pipe.ranker is not None:
-            r = pipe.ranker
-            (root / "rankers" / f"{name}.txt").write_text(r.booster.model_to_string())
-            entry["ranker"] = {"file": f"rankers/{name}.txt", "names": r.names, "n_queries": r.n_queries,
-                               "n_pairs": r.n_pairs, "positives": r.positives, "validation": r.validation,
-                               "seconds": r.seconds, "similarity": bool(getattr(r, "similarity", True))}
+            entry["stages"] = {"file": f"scenarios/{name}.npz", "keys": sorted(states)}
         scenarios[name] = entry
 
     created = datetime.now(timezone.utc)
@@ -204,16 +197,43 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise ArtifactError(f"{path}/manifest.json is not valid JSON: {e}") from None
     if manifest.get("kind") != KIND:
         raise ArtifactError(f"{path}: manifest kind {manifest.get('kind')!r}, expected {KIND!r}")
-    if manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{path}: artifact format {manifest.get('format')}, this shoprec reads {FORMAT}")
+    if manifest.get("format") not in READS:
+        raise ArtifactError(f"{path}: artifact format {manifest.get('format')}, this shoprec reads "
+                            f"{', '.join(map(str, READS))}: train it again with `shoprec train`")
     return manifest
 
 
-def load_recommender(path: Path):
-    """Read an artifact written by :func:`save_recommender`."""
-    from .engine import Recommender
+def _stage_states(path: Path, entry: dict[str, Any]) -> dict[str, dict[str, np.ndarray]]:
+    """Each stage's saved arrays by stage key; format 1 kept the rules' near-duplicates and the
+    ranker's arrays under fixed names and its model in ``rankers/<name>.txt``."""
+    states: dict[str, dict[str, np.ndarray]] = {}
+    if "stages" in entry:
+        with np.load(path / entry["stages"]["file"], allow_pickle=False) as z:
+            for key in z.files:
+                stage, _, name = key.partition("/")
+                states.setdefault(stage, {})[name] = z[key]
+        return states
+    arrays: dict[str, np.ndarray] = {}
+    if entry.get("arrays"):
+        with np.load(path / entry["arrays"], allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    if entry.get("near_duplicates"):
+        states["reranker.0.rules"] = {k: v for k, v in arrays.items() if k.startswith("near_dup.")}
+    if entry.get("ranker"):
+        r = entry["ranker"]
+        info = {k: r[k] for k in ("names", "n_queries", "n_pairs", "positives", "validation", "seconds")}
+        info["similarity"] = bool(r.get("similarity", True))
+        st = {"booster": np.frombuffer((path / r["file"]).read_bytes(), np.uint8),
+              "info": np.frombuffer(json.dumps(info).encode(), np.uint8)}
+        st.update({k: arrays[k] for k in ("embedding", "last_item") if k in arrays})
+        states["fusion.ranker"] = st
+    return states
+
+
+def load_recommender(path: Path, cls: type):
+    """Read an artifact written by :func:`save_recommender` into a new ``cls`` (the Recommender)."""
     from .pipeline import ModelCache, ScenarioPipeline
-    from .ranker import Ranker
+    from .stages import FilterReport
 
     path = Path(path)
     manifest = read_manifest(path)
@@ -240,32 +260,17 @@ def load_recommender(path: Path):
                 category_names=list(fm["category_names"]), purchased=_load_sparse("purchased", arrays),
                 now=float(fm["now"]), titles=titles))
         configs = {name: ScenarioConfig.model_validate(e["config"]) for name, e in manifest["scenarios"].items()}
-        rec = Recommender(list(configs.values()))
+        rec = cls(list(configs.values()))
         rec.data_ = data
         rec.cache_ = cache
         rec.fit_seconds_ = dict(manifest.get("scenario_fit_seconds", {}))
         for name, e in manifest["scenarios"].items():
-            near_dup, arrays = None, {}
-            if e.get("arrays"):
-                with np.load(path / e["arrays"], allow_pickle=False) as z:
-                    arrays = {k: z[k] for k in z.files}
-                if e["near_duplicates"]:
-                    near_dup = _load_sparse("near_dup", arrays)
-                arrays = {k: v for k, v in arrays.items() if not k.startswith("near_dup.")}
-            ranker = None
-            if e["ranker"]:
-                import lightgbm as lgb
-
-                r = e["ranker"]
-                booster = lgb.Booster(model_str=(path / r["file"]).read_text())
-                ranker = Ranker(booster, list(r["names"]), int(r["n_queries"]), int(r["n_pairs"]),
-                                float(r["positives"]), r["validation"], float(r["seconds"]),
-                                bool(r.get("similarity", True)))
             rec.pipelines[name] = ScenarioPipeline.restore(
                 configs[name], data, cache, facts_list[e["facts"]], weights=np.asarray(e["weights"], np.float32),
                 notes=e["notes"], validation=e["validation"],
                 text_model=cache.models[e["text_index"]] if e["text_index"] else None,
-                near_duplicates=near_dup, ranker=ranker, method=e.get("method"), arrays=arrays)
+                states=_stage_states(path, e), method=e.get("method"),
+                filter_reports=[FilterReport(**r) for r in e.get("training_filters", [])])
         first = next(iter(cache.models.values()), None)
         rec._index_history(first.user_items_ if first is not None
                            else sp.csr_matrix((data.n_users, data.n_items), dtype=np.float32))

@@ -23,6 +23,18 @@ learned ranker, the business rules, diversity, K and the fallback chain::
     [[fallback]]
     name = "popularity"
 
+and optionally its other stages (see :mod:`.stages`)::
+
+    [[training_filters]]       # what the strategies learn from
+    name = "event_rate"
+
+    [policy]                   # which weights answer each request (default: static)
+    name = "uniform"
+    params = { arms = { fbt_only = { fbt = 1.0 }, blend = { fbt = 2.0, popularity = 1.0 } } }
+
+    [[rerankers]]              # after [rules], before [diversity]
+    name = "my_reranker"       # registered with shoprec.scenarios.stages.register_stage
+
 Shipped defaults live in ``shoprec/scenarios/defaults/<name>.toml``; :func:`load_scenario` takes a
 default's name or a path.
 """
@@ -38,6 +50,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..exceptions import ConfigError
+from .rerank.mmr import MMRConfig
+from .rerank.rules import RulesConfig
+from .stages import StageSpec, make_stage, stage_class
 
 SCENARIO_NAMES = ("home", "first_visit", "item_page", "cart", "checkout", "post_purchase", "search")
 
@@ -69,11 +84,13 @@ class StrategySpec(_Frozen):
 
 
 class FusionConfig(_Frozen):
-    method: Literal["weighted", "rrf", "ranker", "auto"] = Field(
+    method: str = Field(
         default="weighted",
         description="weighted: Σ weight·normalised score; rrf: Σ weight/(rrf_k + rank); ranker: the learned ranker "
                     "(falls back to weighted until it is trained); auto: train the ranker and use whichever of the "
-                    "three scores best on the held-out validation requests (see [ranker] method_holdout).")
+                    "three scores best on the held-out validation requests (see [ranker] method_holdout); or the "
+                    "name of a fusion registered with shoprec.scenarios.stages.register_stage.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Parameters of a registered fusion.")
     normalise: Literal["minmax", "max", "rank"] = Field(
         default="minmax", description="Per request and strategy, how scores are put on one scale before weighting.")
     rrf_k: float = Field(default=60.0, gt=0, description="Reciprocal-rank fusion constant (Cormack et al. 2009).")
@@ -102,33 +119,10 @@ class RankerConfig(_Frozen):
     seed: int = 0
 
 
-class RulesConfig(_Frozen):
-    exclude_basket: bool = Field(default=True, description="Never recommend what is in the basket.")
-    exclude_current_item: bool = Field(default=True, description="Never recommend the item on the page.")
-    exclude_history: Literal["none", "purchased", "all"] = Field(
-        default="none", description="Items of the user's history never to re-offer (see repurchase).")
-    in_stock_only: bool = Field(default=True, description="Out-of-stock items never appear.")
-    complements_only: bool = Field(
-        default=False, description="Drop near-duplicates of basket items (content cosine above the threshold) "
-                                   "and, where items have categories, items of a basket item's category.")
-    max_similarity_to_basket: float = Field(default=0.8, gt=0, le=1)
-    same_category_allowed: bool = Field(default=True, description="With complements_only: allow a basket item's category.")
-    max_price_ratio: float | None = Field(
-        default=None, gt=0, description="Checkout add-ons: price at most this fraction of the basket's value.")
-    repurchase: bool = Field(
-        default=False, description="With exclude_history: re-offer consumables once their repurchase interval "
-                                   "has nearly passed (tolerance × median interval).")
-    repurchase_tolerance: float = Field(default=0.8, gt=0)
-    require_query_match: bool = Field(default=False, description="Search: only items whose text matches the query.")
-    consumable_min_repeat: float = Field(
-        default=0.1, ge=0, le=1, description="An item is consumable when at least this share of its buyers rebought it.")
+class DiversityConfig(MMRConfig):
+    """``[diversity]``: the shipped MMR re-ranker, last in the chain when ``method = "mmr"``."""
 
-
-class DiversityConfig(_Frozen):
     method: Literal["none", "mmr"] = "none"
-    trade_off: float = Field(default=0.8, ge=0, le=1, description="MMR λ: 1 = relevance only, 0 = diversity only.")
-    by: Literal["category", "content"] = Field(default="category", description="Similarity used by MMR.")
-    pool: int = Field(default=50, ge=1, description="Re-rank the top `pool` fused items.")
 
 
 class ScenarioConfig(_Frozen):
@@ -140,6 +134,12 @@ class ScenarioConfig(_Frozen):
     ranker: RankerConfig = RankerConfig()
     rules: RulesConfig = RulesConfig()
     diversity: DiversityConfig = DiversityConfig()
+    training_filters: list[StageSpec] = Field(
+        default_factory=list, description="Applied in order to the events before the strategies learn from them.")
+    policy: StageSpec = Field(default_factory=lambda: StageSpec(name="static"),
+                              description="The mix policy: which weights answer each request (default: static).")
+    rerankers: list[StageSpec] = Field(
+        default_factory=list, description="Re-rankers after [rules] and before [diversity] MMR, in order.")
     fallback: list[StrategySpec] = Field(
         default_factory=lambda: [StrategySpec(name="popularity")],
         description="Tried in order when the fused list is short; the last should cover the catalogue.")
@@ -180,8 +180,26 @@ def scenario_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ScenarioC
         cfg = ScenarioConfig(**merged)
     except ValidationError as e:
         raise ConfigError(_format_validation(e, source)) from None
-    _check_strategy_names(cfg, source)
+    _check_names(cfg, source)
     return cfg
+
+
+def _check_names(cfg: ScenarioConfig, source: str) -> None:
+    """Every strategy and stage the scenario names exists and takes the parameters it is given."""
+    _check_strategy_names(cfg, source)
+    for spec in cfg.training_filters:
+        make_stage("training_filter", spec, source)
+    for spec in cfg.rerankers:
+        make_stage("reranker", spec, source)
+    policy = make_stage("mix_policy", cfg.policy, source)
+    check = getattr(type(policy), "check", None)
+    if check is not None:
+        try:
+            check(policy.config, [s.display for s in cfg.strategies], f"{source}: policy {cfg.policy.name!r}")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    if cfg.fusion.method != "auto":
+        stage_class("fusion", cfg.fusion.method)
 
 
 def _check_strategy_names(cfg: ScenarioConfig, source: str) -> None:

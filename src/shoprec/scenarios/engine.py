@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .. import progress as _progress
 from ..data import Behaviour, Ragged, ShopData
 from ..data.schema import DEFAULT_WEIGHTS
 from ..exceptions import NotFittedError, RequestError
@@ -45,19 +46,18 @@ class Recommender:
     def fit(self, data: ShopData, *, train_rankers: bool | None = None, progress=None) -> "Recommender":
         """Fit every scenario on ``data``; ``progress(name, seconds)`` is called after each."""
         self.data_ = data
-        self.cache_ = ModelCache()
+        self.cache_ = ModelCache()   # shares fitted strategies, filtered data and item facts
         self.fit_seconds_: dict[str, float] = {}
-        facts: dict[float, ItemFacts] = {}   # shared by scenarios with the same consumable threshold
-        for name, cfg in self.configs.items():
-            start = time.perf_counter()
-            key = cfg.rules.consumable_min_repeat
-            if key not in facts:
-                facts[key] = ItemFacts.from_data(data, consumable_min_repeat=key)
-            self.pipelines[name] = ScenarioPipeline(cfg).fit(data, cache=self.cache_, train_ranker=train_rankers,
-                                                             facts=facts[key])
-            self.fit_seconds_[name] = time.perf_counter() - start
-            if progress is not None:
-                progress(name, self.fit_seconds_[name])
+        with _progress.step("training scenarios", total=len(self.configs), unit="scenario") as bar:
+            for name, cfg in self.configs.items():
+                start = time.perf_counter()
+                bar.describe(f"training scenario {name}")
+                self.pipelines[name] = ScenarioPipeline(cfg).fit(data, cache=self.cache_,
+                                                                 train_ranker=train_rankers)
+                self.fit_seconds_[name] = time.perf_counter() - start
+                bar.advance()
+                if progress is not None:
+                    progress(name, self.fit_seconds_[name])
         first = next(iter(self.cache_.models.values()), None)
         self._index_history(first.user_items_ if first is not None else data.interactions())
         return self
@@ -81,7 +81,7 @@ class Recommender:
         """Read an artifact written by :meth:`save` (no pickle is loaded)."""
         from .artifact import load_recommender
 
-        return load_recommender(Path(path))
+        return load_recommender(Path(path), cls)
 
     # ------------------------------------------------------------------ live updates
     @property
@@ -139,7 +139,7 @@ class Recommender:
         for model in self.models():
             model.refresh_items(n, idx, full)
         for pipe in self.pipelines.values():
-            pipe.data_ = self.data_
+            pipe.data_ = pipe.env_.data = self.data_
             pipe.refresh_items(idx)
         return {"added": int(n - n_old), "updated": int((known >= 0).sum())}
 
@@ -267,11 +267,15 @@ class Recommender:
         recs = pipe.recommend(q, max(ks), filters=filters)
         items = self._explain(pipe, q, recs, ks, ctxs)
         out = []
+        arms = recs.arm.tolist() if recs.arm is not None else [0] * len(ks)
+        prop = recs.propensity.tolist() if recs.propensity is not None else [1.0] * len(ks)
+        names = recs.arms or ("static",)
         for r, kk in enumerate(ks):
             nt = list(notes[r]) + list(pipe.notes_)
             if len(items[r]) < kk:
                 nt.append(f"only {len(items[r])} items satisfy the rules and filters")
-            out.append({"items": items[r], "notes": nt})
+            out.append({"items": items[r], "notes": nt,
+                        "policy": {"name": pipe.policy_.name, "arm": names[arms[r]], "propensity": prop[r]}})
         return out
 
     # ------------------------------------------------------------------ reasons

@@ -386,7 +386,10 @@ class Engine:
                 user_id=ctx.user_id, session_id=p.get("session_id"),
                 context={"current_item": ctx.current_item, "basket": list(ctx.basket), "query": ctx.query,
                          "country": ctx.country, "device": ctx.device, "k": ctx.k,
-                         "session_length": len(ctx.session)})
+                         "session_length": len(ctx.session),
+                         # the mix policy's choice: arm and its propensity (items' own propensities are
+                         # those of the order they are shown in, given that arm's ranking)
+                         "policy": resp.get("policy")})
             out.append((body, imp))
         return out
 

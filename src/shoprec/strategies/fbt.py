@@ -129,6 +129,10 @@ class FBTStrategy(Strategy):
     name = "fbt"
     Config = FBTConfig
 
+    def evidence_floor(self) -> float | None:
+        """The popular fallback scores lie in [-1, 0), below every evidence-based score."""
+        return 0.0 if self.config.fallback == "popular" else None
+
     # ------------------------------------------------------------------ fit
     def unusable(self, data: ShopData) -> str | None:
         wanted = [int(Behaviour.parse(b)) for b in self.config.behaviours]

@@ -125,6 +125,10 @@ class SequentialStrategy(Strategy):
     name = "sequential"
     Config = SequentialConfig
 
+    def evidence_floor(self) -> float | None:
+        """The popular fallback scores lie in [-1, 0), below every evidence-based score."""
+        return 0.0 if self.config.fallback == "popular" else None
+
     def unusable(self, data: ShopData) -> str | None:
         return self._needs_order(data)
 

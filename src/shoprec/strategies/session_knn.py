@@ -180,6 +180,10 @@ class SessionKNNStrategy(Strategy):
     name = "session_knn"
     Config = SessionKNNConfig
 
+    def evidence_floor(self) -> float | None:
+        """The popular fallback scores lie in [-1, 0), below every evidence-based score."""
+        return 0.0 if self.config.fallback == "popular" else None
+
     # -------------------------------------------------------------------------- fit
     def _fit(self, data: ShopData) -> None:
         cfg: SessionKNNConfig = self.config
