@@ -14,7 +14,6 @@ import logging
 from typing import Any, Mapping
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.sparse as sp
 from pydantic import Field
 
@@ -47,6 +46,8 @@ def spd_inverse(g: np.ndarray) -> np.ndarray:
     Cholesky (LAPACK ``potrf``/``potri``) up to :data:`SAFE_CHOLESKY_N`; larger matrices are split
     into 2×2 blocks and inverted through the Schur complement, recursively.
     """
+    import scipy.linalg as sla  # here, not at import: ~0.1-0.2 s that listing the strategies need not pay
+
     n = g.shape[0]
     if n <= SAFE_CHOLESKY_N:
         c, info = sla.lapack.spotrf(g, lower=1, overwrite_a=1, clean=0)
