@@ -61,7 +61,10 @@ def module_name(path: Path) -> str:
 
 
 @pytest.mark.parametrize(("a", "b"), [("scenarios/pipeline.py", "scenarios/fusion"),
-                                      ("scenarios/artifact.py", "scenarios/engine.py")])
+                                      ("scenarios/artifact.py", "scenarios/engine.py"),
+                                      ("service/store.py", "service/store_sqlite.py"),
+                                      ("service/store.py", "service/store_postgres.py"),
+                                      ("service/bus.py", "service/bus_redis.py")])
 def test_these_modules_do_not_import_each_other(a, b):
     """The pipeline may use fusion, but fusion never reaches back into the pipeline; the artifact
     knows the pipeline, not the Recommender; a backend's base class knows none of its backends."""

@@ -447,40 +447,61 @@ def _train(data, models: Path, scenarios, store):
 
 def _serve(models: Path, *, store: str, host: str, port: int, workers: int, api_key: str | None,
            public_key: str | None, state_bus: str | None, key_file: Path | None = None,
-           read_requires_key: bool = False, exploration: float = 0.0) -> None:
+           read_requires_key: bool = False, exploration: float = 0.0, api_key_file: Path | None = None) -> None:
+    """Run the service. The API key: ``api_key``, else the file ``api_key_file`` (must exist), else
+    ``SHOPREC_API_KEY``, else ``SHOPREC_API_KEY_FILE``, else ``key_file`` if it exists (the demo's),
+    else made up (and saved 0600 in ``key_file`` when given). With several workers the settings reach
+    them in a 0600 file, never in their environment (service/workers.py)."""
     import os
+    import stat
 
     import uvicorn
 
     from .service.app import create_app
-    from .service.settings import ServiceSettings, new_api_key
+    from .service.files import write_private
+    from .service.settings import ServiceSettings, new_api_key, read_key_file
+    from .service.workers import PARENT_ENV, SECRET_ENV, SETTINGS_ENV, remove_settings, write_settings
 
-    if api_key is None:
-        api_key = os.environ.get("SHOPREC_API_KEY")
+    source = "given"
+    if api_key is None and api_key_file is not None:
+        api_key, source = read_key_file(api_key_file), f"from {api_key_file}"
+    if api_key is None and os.environ.get("SHOPREC_API_KEY"):
+        api_key, source = os.environ["SHOPREC_API_KEY"], "from SHOPREC_API_KEY"
+    if api_key is None and os.environ.get("SHOPREC_API_KEY_FILE"):
+        api_key_file = Path(os.environ["SHOPREC_API_KEY_FILE"])
+        api_key, source = read_key_file(api_key_file), f"from {api_key_file}"
     if api_key is None and key_file is not None and key_file.is_file():
-        api_key = key_file.read_text().strip()
+        api_key, source = read_key_file(key_file), f"saved in {key_file}"
     if api_key is None:
-        api_key = new_api_key()
+        api_key, source = new_api_key(), "made up"
         if key_file is not None:
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(api_key + "\n")
-            key_file.chmod(0o600)
+            write_private(key_file, api_key + "\n")
+            source = f"made up, saved in {key_file}"
+    if api_key_file is not None and api_key_file.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        console.print(f"[yellow]warning:[/] {api_key_file} is readable by others than its owner; chmod 600 it")
     public_key = public_key or os.environ.get("SHOPREC_PUBLIC_KEY") or f"pub-{new_api_key()[:16]}"
     settings = ServiceSettings.from_env(model=models, store=store, api_key=api_key, public_key=public_key,
                                         state_bus=state_bus, read_requires_key=read_requires_key or None,
                                         exploration=exploration or None)
     console.print(f"\n[bold]serving[/] http://{host}:{port}/  (storefront)   http://{host}:{port}/docs  (API)")
-    console.print(f"  API key (write, admin): {api_key}" + (f"  (saved in {key_file})" if key_file else ""))
+    # a key the operator gave is not echoed into logs; one made up here is printed once, to be used
+    shown = api_key if source.startswith("made up") or key_file is not None else "****"
+    console.print(f"  API key (write, admin): {shown}  ({source})")
     console.print(f"  public key (events, read): {public_key}")
     console.print(f"  event store: {settings.store}   Ctrl-C stops")
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
-    else:
-        for name, value in settings.model_dump(mode="json").items():
-            if value is not None:
-                os.environ[f"SHOPREC_{name.upper()}"] = str(value)
+        return
+    settings_file = write_settings(settings)        # 0600, in a 0700 folder of its own
+    for name in SECRET_ENV:                          # the workers read the keys from the file only
+        os.environ.pop(name, None)
+    os.environ[SETTINGS_ENV] = str(settings_file)
+    os.environ[PARENT_ENV] = str(os.getpid())        # each worker ends when this process is gone
+    try:
         uvicorn.run("shoprec.service.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level="warning", access_log=False)
+    finally:
+        remove_settings(settings_file)
 
 
 @app.command()
@@ -526,21 +547,38 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes (more than one needs --state-bus).")] = 1,
     state_bus: Annotated[Optional[str], typer.Option("--state-bus", help="redis://host:6379/0 to share the "
                                                                          "online state between workers.")] = None,
-    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="SHOPREC_API_KEY",
-                                                   help="Key for write and admin endpoints (default: made up "
-                                                        "and printed).")] = None,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", help=(
+        "Key for write and admin endpoints. Visible in the process list: prefer --api-key-file or the "
+        "SHOPREC_API_KEY variable. Default: SHOPREC_API_KEY, else SHOPREC_API_KEY_FILE, else made up and "
+        "printed."))] = None,
+    api_key_file: Annotated[Optional[Path], typer.Option("--api-key-file", help=(
+        "Read the API key from this file (its first line; keep it chmod 600), e.g. a Docker secret "
+        "such as /run/secrets/shoprec_api_key."))] = None,
     public_key: Annotated[Optional[str], typer.Option("--public-key", envvar="SHOPREC_PUBLIC_KEY",
                                                       help="Key that may only post events and read.")] = None,
     read_requires_key: Annotated[bool, typer.Option("--read-requires-key", help="Reads need a key too.")] = False,
     exploration: Annotated[float, typer.Option(help="Share of responses shown in random order (logged "
                                                     "propensities).")] = 0.0,
 ) -> None:
-    """Serve recommendations over HTTP (FastAPI; OpenAPI docs at /docs) with a storefront at /."""
+    """Serve recommendations over HTTP (FastAPI; OpenAPI docs at /docs) with a storefront at /.
+
+    Every setting of the service is also a SHOPREC_<NAME> variable (SHOPREC_UNKNOWN_ITEMS=refuse,
+    SHOPREC_RATE_LIMIT_PER_IP=600/minute, SHOPREC_BUS_MAX_LEN=100000, …; see the README)."""
+    from .exceptions import ShoprecError
+
     if workers > 1 and not state_bus:
         console.print("[red]--workers > 1 needs --state-bus redis://… so every worker sees every event[/]")
         raise typer.Exit(2)
-    _serve(model, store=store, host=host, port=port, workers=workers, api_key=api_key, public_key=public_key,
-           state_bus=state_bus, read_requires_key=read_requires_key, exploration=exploration)
+    if api_key is not None and api_key_file is not None:
+        console.print("[red]give the API key once: --api-key or --api-key-file[/]")
+        raise typer.Exit(2)
+    try:
+        _serve(model, store=store, host=host, port=port, workers=workers, api_key=api_key, public_key=public_key,
+               state_bus=state_bus, read_requires_key=read_requires_key, exploration=exploration,
+               api_key_file=api_key_file)
+    except ShoprecError as e:
+        _error(e)
+        raise typer.Exit(2) from None
 
 
 def _demo_requests(data) -> list[tuple[str, dict]]:

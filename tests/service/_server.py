@@ -45,7 +45,8 @@ class ServerProcess:
     """``shoprec serve --model MODEL --store sqlite:///STORE`` on 127.0.0.1 (see the module doc)."""
 
     def __init__(self, model: Path, store: Path, *, port: int | None = None, api_key: str = API_KEY,
-                 public_key: str = PUBLIC_KEY, log: Path | None = None, extra_args: tuple[str, ...] = ()) -> None:
+                 public_key: str = PUBLIC_KEY, log: Path | None = None, extra_args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.model = Path(model)
         self.store = Path(store)
         self.port = port or free_port()
@@ -53,6 +54,7 @@ class ServerProcess:
         self.public_key = public_key
         self.log = Path(log) if log is not None else self.store.with_suffix(".server.log")
         self.extra_args = extra_args
+        self.env = dict(env or {})   # SHOPREC_* settings of this test's own
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -76,6 +78,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPREC_")}
         env["SHOPREC_WATCH_SECONDS"] = "0"
         env.setdefault("OMP_NUM_THREADS", "1")
+        env.update(self.env)
         cmd = serve_command() + ["serve", "--model", str(self.model), "--store", self.store_url,
                                  "--host", "127.0.0.1", "--port", str(self.port), "--api-key", self.api_key,
                                  "--public-key", self.public_key, *self.extra_args]

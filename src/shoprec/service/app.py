@@ -7,22 +7,27 @@ Routes (OpenAPI docs at ``/docs``):
 * ``POST /v1/events`` — a batch of events, durable before the 2xx, applied before the answer (write;
   the public key may post events)
 * ``PUT /v1/items`` — catalogue upserts (write); ``GET /v1/items/{item_id}`` (read)
-* ``GET /v1/admin/model``, ``POST /v1/admin/reload`` — the model served, swap to a newer one (admin)
+* ``GET /v1/admin/model``, ``POST /v1/admin/reload`` — the model served, swap to a newer one (admin);
+  ``GET /v1/admin/stats`` — this process's ingestion counts (unknown items, refusals, rate limits)
 * ``GET /health``, ``GET /ready``, ``GET /metrics`` (Prometheus)
 * ``GET /`` — the demo storefront
+
+Every error, whichever layer raises it (validation, auth, rate limits, unknown routes and methods,
+unexpected exceptions), answers ``{"error": {"code", "message", "hint"}}``; a 500 never carries the
+exception's text, only the request id under which the server logged it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import hmac
 import json
 import logging
+import os
 import queue
+import re
 import threading
 import time
-import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Callable
@@ -32,22 +37,26 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..exceptions import ArtifactError, ConfigError, RequestError
 from ..scenarios import Recommender
 from ..scenarios.artifact import read_manifest
 from .bus import EventBus, open_bus
 from .live import Engine
+from .files import write_private
 from .metrics import Metrics
-from .schemas import (ErrorBody, EventBatch, EventsAccepted, Health, ItemBatch, ItemOutFull, ItemsAccepted,
-                      ModelInfo, RecommendationRequest, RecommendationResponse)
+from .ratelimit import Refusal, WriteLimits, storage_uri
+from .schemas import (HEADER_ID_PATTERN, ID_PATTERN, AdminStats, ErrorBody, EventBatch, EventsAccepted, Health,
+                      ItemBatch, ItemOutFull, ItemsAccepted, ModelInfo, RecommendationRequest, RecommendationResponse,
+                      pattern_problem)
 from .settings import ServiceSettings
 from .store import EventRecord, EventStore, ImpressionRecord, ItemRecord, StoreError, new_id, open_store
 
 log = logging.getLogger(__name__)
 STOREFRONT = Path(__file__).parent / "storefront"
 ScenarioName = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
-ItemIdPath = Annotated[str, PathParam(min_length=1, max_length=256)]
+ItemIdPath = Annotated[str, PathParam(min_length=1, max_length=256, pattern=ID_PATTERN)]
 FileName = Annotated[str, PathParam(pattern=r"^[a-z0-9_\-]+\.(js|css|svg)$")]
 
 
@@ -78,10 +87,9 @@ def resolve_model(path: Path) -> Path:
 
 
 def publish_model(models_dir: Path, version_dir: Path) -> None:
-    """Make ``version_dir`` (inside ``models_dir``) the current model: CURRENT is replaced atomically."""
-    tmp = models_dir / f".CURRENT.{uuid.uuid4().hex[:8]}"
-    tmp.write_text(version_dir.name + "\n")
-    tmp.replace(models_dir / "CURRENT")
+    """Make ``version_dir`` (inside ``models_dir``) the current model: CURRENT (0600) is replaced
+    atomically."""
+    write_private(Path(models_dir) / "CURRENT", version_dir.name + "\n")
 
 
 # --------------------------------------------------------------------------- impressions
@@ -142,6 +150,14 @@ class Service:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.limits = WriteLimits(settings.rate_limit_per_ip, settings.rate_limit_public_key,
+                                  settings.rate_limit_api_key, storage_uri(settings.rate_limit_storage,
+                                                                           settings.state_bus))
+        self.started_at = time.time()
+        #: this process's ingestion counts since it started (GET /v1/admin/stats; also in /metrics)
+        self.counts = {"events_accepted": 0, "events_duplicate": 0, "events_unknown_item": 0,
+                       "events_refused_unknown_item": 0, "batches_refused_unknown_item": 0,
+                       "rate_limited": 0}
         self.store: EventStore | None = None
         self.bus: EventBus | None = None
         self.engine: Engine | None = None
@@ -159,7 +175,7 @@ class Service:
         self.manifest = read_manifest(self.model_path)
         rec = Recommender.load(self.model_path)
         self.store = open_store(s.store)
-        self.bus = open_bus(s.state_bus)
+        self.bus = open_bus(s.state_bus, max_len=s.bus_max_len, max_age_seconds=s.bus_max_age_seconds)
         self.impressions = ImpressionWriter(self.store, self.metrics)
         meta = self.manifest.get("meta", {})
         self.engine = Engine(rec, version=self.manifest["version"],
@@ -244,22 +260,66 @@ def _freeze_heap() -> None:
 
 
 # --------------------------------------------------------------------------- errors
-def _error(status: int, code: str, message: str, hint: str | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "hint": hint}})
+def _error(status: int, code: str, message: str, hint: str | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one error body of the API: ``{"error": {"code", "message", "hint"}}``."""
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "hint": hint}},
+                        headers=headers)
+
+
+_HEADER_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+def _request_id(value: bytes | str | None) -> str | None:
+    """A client's ``X-Request-ID`` if it is a usable id (1–128 printable characters), else None."""
+    if value is None:
+        return None
+    raw = value if isinstance(value, bytes) else value.encode("latin-1", "replace")
+    if not raw or len(raw) > 128 or _HEADER_CONTROL.search(raw):
+        return None
+    return raw.decode("latin-1")
+
+
+def internal_error(request_id: str) -> JSONResponse:
+    """The answer to an unexpected exception: no exception text (it may hold data, paths or SQL),
+    the request id under which the server logged it."""
+    return _error(500, "internal_error", f"the server failed on this request; it logged the error as request "
+                  f"{request_id}", "retry later; if it persists, report the request id",
+                  headers={"X-Request-ID": request_id})
+
+
+def _is_union_tag(part: object) -> bool:
+    """A location step that names a branch of a union (``SessionEventIn``, ``constrained-str``)."""
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part.startswith("constrained-")
+                                      or part in ("str", "int", "float", "bool"))
 
 
 def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        msg = err.get("msg", "invalid")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown field"
-        if err.get("type") == "json_invalid":
-            where = err.get("loc", ("body", "?"))[-1]
-            parts.append(f"body: not valid JSON (at character {where}: {err.get('ctx', {}).get('error', msg)})")
+    errors = list(exc.errors())
+    located = []
+    for err in errors:
+        loc = tuple(p for p in err.get("loc", ()) if p != "body" and not _is_union_tag(p))
+        located.append((loc, err))
+    # a value that failed an id/text pattern failed every other branch of its union too: say the one
+    with_pattern = {loc for loc, err in located if err.get("type") == "string_pattern_mismatch"}
+    parts, seen = [], set()
+    for loc, err in located:
+        kind = err.get("type")
+        if loc in with_pattern and kind != "string_pattern_mismatch":
             continue
-        parts.append(f"{loc or 'body'}: {msg}")
+        where = ".".join(str(p) for p in loc) or "body"
+        msg = err.get("msg", "invalid")
+        if kind == "extra_forbidden":
+            msg = "unknown field"
+        elif kind == "string_pattern_mismatch":
+            msg = pattern_problem(str(err.get("ctx", {}).get("pattern")), err.get("input")) or msg
+        elif kind == "json_invalid":
+            at = err.get("loc", ("body", "?"))[-1]
+            where, msg = "body", f"not valid JSON (at character {at}: {err.get('ctx', {}).get('error', msg)})"
+        text = f"{where}: {msg}"
+        if text not in seen:
+            seen.add(text)
+            parts.append(text)
     return "; ".join(parts[:10]) + (f" (and {len(parts) - 10} more)" if len(parts) > 10 else "")
 
 
@@ -355,9 +415,11 @@ class FastRecommend:
             return await self.app(scope, replay, send)
         try:
             response = await self._answer(scope, headers, b"".join(m.get("body", b"") for m in messages))
-        except Exception as exc:  # noqa: BLE001 - as the app's handler of unexpected errors
-            log.exception("internal error on %s", scope["path"])
-            response = _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - as the app's handler of unexpected errors
+            request_id = _request_id(headers.get(b"x-request-id")) or new_id()
+            self.service.metrics.errors.labels(kind="internal").inc()
+            log.exception("internal error on request %s: %s %s", request_id, scope["method"], scope["path"])
+            response = internal_error(request_id)
         if response is None:
             return await self.app(scope, replay, send)
         return await response(scope, replay, send)
@@ -375,8 +437,8 @@ class FastRecommend:
             return None
         request_id = headers.get(b"x-request-id")
         if request_id is not None:
-            request_id = request_id.decode("latin-1")
-            if not request_id or len(request_id) > 128:
+            request_id = _request_id(request_id)
+            if request_id is None:  # the route says what is wrong with it
                 return None
         try:
             context = RecommendationRequest.model_validate_json(body)
@@ -389,10 +451,10 @@ class FastRecommend:
         except RequestError as exc:
             metrics.errors.labels(kind="request").inc()
             return _error(400, "bad_request", str(exc))
-        except Exception as exc:  # noqa: BLE001 - as the app's handler of unexpected errors
+        except Exception:  # noqa: BLE001 - as the app's handler of unexpected errors
             metrics.errors.labels(kind="internal").inc()
-            log.exception("internal error on %s", scope["path"])
-            return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+            log.exception("internal error on request %s: POST %s", payload["request_id"], scope["path"])
+            return internal_error(payload["request_id"])
         metrics.request_seconds.labels(scenario=scenario).observe(time.perf_counter() - start)
         return Response(_dumps(result), media_type="application/json", headers={"X-Request-ID": payload["request_id"]})
 
@@ -429,8 +491,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app = ShoprecAPI(title="shoprec", version="1", lifespan=lifespan,
                      description="Recommendations for every page of a shop, from events that change the next "
                                  "answer at once. Write and admin endpoints need the API key in `X-API-Key`.",
-                     responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody},
-                                422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
+                     responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody},
+                                405: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody},
+                                500: {"model": ErrorBody}, 503: {"model": ErrorBody}})
     app.state.service = service
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
@@ -451,11 +514,51 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         service.metrics.errors.labels(kind="store").inc()
         return _error(503, "store_unavailable", str(exc), "retry later; nothing of this request was acknowledged")
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        """Starlette's and FastAPI's own errors (unknown route, wrong method, unreadable body) in the
+        project's body instead of ``{"detail": …}``."""
+        method, path = request.method, request.url.path
+        headers = dict(exc.headers or {})
+        if exc.status_code == 404:
+            service.metrics.errors.labels(kind="not_found").inc()
+            return _error(404, "not_found", f"no route {method} {path}", "the API is described at /docs",
+                          headers=headers)
+        if exc.status_code == 405:
+            service.metrics.errors.labels(kind="method_not_allowed").inc()
+            allowed = headers.get("Allow") or headers.get("allow")
+            return _error(405, "method_not_allowed", f"{path} does not take {method}",
+                          f"it takes {allowed}" if allowed else "see /docs", headers=headers)
+        service.metrics.errors.labels(kind="http").inc()
+        code = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "body_too_large",
+                415: "unsupported_media_type"}.get(exc.status_code, f"http_{exc.status_code}")
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail, default=str)
+        if exc.status_code == 400 and "parsing the body" in detail:
+            detail, hint = "the body could not be read", "send JSON (content-type: application/json)"
+        else:
+            hint = "see /docs"
+        return _error(exc.status_code, code, detail, hint, headers=headers)
+
+    class RateLimited(Exception):
+        def __init__(self, refusal: Refusal) -> None:
+            self.refusal = refusal
+
+    @app.exception_handler(RateLimited)
+    async def _limited(request: Request, exc: RateLimited):
+        r = exc.refusal
+        service.counts["rate_limited"] += 1
+        service.metrics.rate_limited.labels(budget=r.budget).inc()
+        return _error(429, "rate_limited", f"more than {r.limit} write requests from {r.scope}",
+                      f"retry after {r.retry_after} s; send events in batches (up to {settings.max_batch_events} "
+                      "per request)", headers={"Retry-After": str(r.retry_after)})
+
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception):
+        request_id = _request_id(request.headers.get("x-request-id")) or new_id()
         service.metrics.errors.labels(kind="internal").inc()
-        log.exception("internal error on %s", request.url.path)
-        return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+        log.error("internal error on request %s: %s %s", request_id, request.method, request.url.path,
+                  exc_info=exc)
+        return internal_error(request_id)
 
     # ------------------------------------------------------------------ auth
     def _key(x_api_key: str | None, authorization: str | None) -> str | None:
@@ -478,13 +581,23 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return _error(401, "unauthorized", f"this endpoint needs the {exc.need}",
                       "send it in the X-API-Key header (or Authorization: Bearer <key>)")
 
+    limits = service.limits
+
     def need(level: str):
-        async def check(x_api_key: Annotated[str | None, Header()] = None,
+        """The dependency that admits a request at ``level`` (read, events, write, admin): the key,
+        and for the writes the rate limits (counted before the key is judged, so that guessing it
+        is bounded too)."""
+        async def check(request: Request, x_api_key: Annotated[str | None, Header()] = None,
                         authorization: Annotated[str | None, Header()] = None) -> None:
             k = _key(x_api_key, authorization)
-            if _is(k, settings.api_key):
+            who = "api" if _is(k, settings.api_key) else "public" if _is(k, settings.public_key) else None
+            if level != "read" and limits.enabled:
+                refusal = await limits.check(request.client.host if request.client else None, who)
+                if refusal is not None:
+                    raise RateLimited(refusal)
+            if who == "api":
                 return
-            if level in ("read", "events") and _is(k, settings.public_key):
+            if level in ("read", "events") and who == "public":
                 return
             if level == "read" and not settings.read_requires_key:
                 return
@@ -509,7 +622,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
               dependencies=[Depends(need("read"))], tags=["recommendations"],
               responses={404: {"model": ErrorBody}})
     async def recommend(scenario: ScenarioName, body: RecommendationRequest,
-                        x_request_id: Annotated[str | None, Header(max_length=128)] = None):
+                        x_request_id: Annotated[str | None, Header(min_length=1, max_length=128,
+                                                                   pattern=HEADER_ID_PATTERN)] = None):
         """Recommendations for one page of the shop, each with the reason it is there."""
         start = time.perf_counter()
         eng = engine()
@@ -523,14 +637,32 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return Response(_dumps(result), media_type="application/json", headers={"X-Request-ID": payload["request_id"]})
 
     # ------------------------------------------------------------------ events
+    limited = {429: {"model": ErrorBody, "description": "A rate limit was exceeded (see Retry-After)."}}
+
     @app.post("/v1/events", response_model=EventsAccepted, dependencies=[Depends(need("events"))],
-              tags=["events"])
+              tags=["events"], responses=limited)
     async def post_events(body: EventBatch):
-        """Store a batch of events durably, then apply it: the next request sees it."""
+        """Store a batch of events durably, then apply it: the next request sees it. With
+        ``unknown_items = refuse``, a batch naming items not in the catalogue is a 422 and nothing of
+        it is stored."""
         if len(body.events) > settings.max_batch_events:
             return _error(413, "batch_too_large", f"{len(body.events)} events; at most {settings.max_batch_events} "
                           "per request", "split the batch")
         eng = engine()
+        if settings.unknown_items == "refuse":
+            known = eng.rec.data_.items.to_index([e.item_id for e in body.events], missing=-1)  # an immutable map
+            if (known < 0).any():
+                unknown = list(dict.fromkeys(e.item_id for e, i in zip(body.events, known) if i < 0))
+                n_events = int((known < 0).sum())
+                service.counts["events_refused_unknown_item"] += n_events
+                service.counts["batches_refused_unknown_item"] += 1
+                service.metrics.refused.labels(reason="unknown_item").inc(n_events)
+                shown = ", ".join(repr(i) for i in unknown[:20]) + (f" and {len(unknown) - 20} more"
+                                                                     if len(unknown) > 20 else "")
+                return _error(422, "unknown_items", f"{n_events} of the {len(body.events)} events are about items not "
+                              f"in the catalogue: {shown}; nothing of this batch was stored",
+                              "PUT the items to /v1/items first, then send the batch again "
+                              "(this service runs with unknown_items = refuse)")
         now = time.time()
         records = [EventRecord(event_id=e.event_id or EventRecord.new_id(), item_id=e.item_id, behaviour=e.behaviour,
                                timestamp=e.unix_time(now), received_at=now, user_id=e.user_id,
@@ -540,13 +672,20 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         res = await run_in_threadpool(service.store.append_events, records)   # durable from here on
         applied = await eng.run("events", records)
         service.bus.publish("events", [r.to_dict() for r in records])
+        unknown = int(applied.get("unknown_items", 0))
         service.metrics.events.inc(res.accepted)
         service.metrics.duplicates.inc(res.duplicates)
-        return EventsAccepted(accepted=res.accepted, duplicates=res.duplicates,
-                              unknown_items=applied.get("unknown_items", 0), last_seq=max(res.seqs))
+        service.metrics.unknown_items.inc(unknown)
+        c = service.counts
+        c["events_accepted"] += res.accepted
+        c["events_duplicate"] += res.duplicates
+        c["events_unknown_item"] += unknown
+        return EventsAccepted(accepted=res.accepted, duplicates=res.duplicates, unknown_items=unknown,
+                              last_seq=max(res.seqs))
 
     # ------------------------------------------------------------------ items
-    @app.put("/v1/items", response_model=ItemsAccepted, dependencies=[Depends(need("write"))], tags=["items"])
+    @app.put("/v1/items", response_model=ItemsAccepted, dependencies=[Depends(need("write"))], tags=["items"],
+             responses=limited)
     async def put_items(body: ItemBatch):
         """Add or update catalogue items. Out of stock: never recommended from the next request on;
         a new item: recommendable at once through content and trending."""
@@ -582,12 +721,27 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return ItemOutFull(item_id=item_id, **{k: v for k, v in row.items() if k != "item_id"})
 
     # ------------------------------------------------------------------ admin
-    @app.get("/v1/admin/model", response_model=ModelInfo, dependencies=[Depends(need("admin"))], tags=["admin"])
+    @app.get("/v1/admin/model", response_model=ModelInfo, dependencies=[Depends(need("admin"))], tags=["admin"],
+             responses=limited)
     async def model_info():
         engine()
         return service.model_info()
 
-    @app.post("/v1/admin/reload", response_model=ModelInfo, dependencies=[Depends(need("admin"))], tags=["admin"])
+    @app.get("/v1/admin/stats", response_model=AdminStats, dependencies=[Depends(need("admin"))], tags=["admin"],
+             responses=limited)
+    async def admin_stats():
+        """This process's counts since it started: events stored, duplicates, events about items not
+        in the catalogue (accepted, or refused with ``unknown_items = refuse``), rate-limited writes;
+        and its engine's (which applies every worker's events)."""
+        eng = service.engine
+        st = eng.stats if eng is not None else None
+        return AdminStats(pid=os.getpid(), started_at=service.started_at, unknown_items_policy=settings.unknown_items,
+                          **service.counts, events_applied=st.events_applied if st else 0,
+                          items_applied=st.items_applied if st else 0, last_event_seq=st.last_event_seq if st else 0,
+                          rate_limit_storage_failures=limits.storage_failures)
+
+    @app.post("/v1/admin/reload", response_model=ModelInfo, dependencies=[Depends(need("admin"))], tags=["admin"],
+              responses=limited)
     async def reload():
         """Swap to the models folder's current version (requests keep being answered meanwhile)."""
         engine()
@@ -638,6 +792,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """An app from ``SHOPREC_*`` variables, for ``uvicorn --factory shoprec.service.app:app_from_env``
-    (how several worker processes start)."""
+    """An app for ``uvicorn --factory shoprec.service.app:app_from_env``: how each worker process of
+    ``shoprec serve --workers N`` starts. It follows its master (it ends when the master dies) and
+    reads the settings from the master's 0600 file (``SHOPREC_SETTINGS_FILE``); without one, from
+    ``SHOPREC_*`` variables."""
+    from .workers import worker_setup
+
+    path = worker_setup()
+    if path:
+        return create_app(ServiceSettings.from_file(Path(path)))
     return create_app(ServiceSettings.from_env())

@@ -3,9 +3,12 @@
 Each worker keeps its own copy of the online state (sessions, baskets, live counters) in memory, so
 a request never waits on the network. A worker that acknowledges a change (events, item upserts)
 applies it at once and publishes it; every other worker receives it and applies it too. With one
-process, :class:`LocalBus` does nothing; with several, :class:`~shoprec.service.bus_redis.RedisBus`
-carries the changes over a Redis stream. Durability is the event store's job, not the bus's: a
-worker that starts rebuilds its state from the store, then follows the bus.
+process, :class:`LocalBus` does nothing; with several, a shared bus carries the changes. This module
+is the interface and knows none of the shared backends: :func:`open_bus` finds one by the URL's
+scheme through :mod:`shoprec.service.backends` (``redis://``, ``rediss://``, ``unix://``:
+:class:`~shoprec.service.bus_redis.RedisBus`, a Redis stream). Durability is the event store's job,
+not the bus's: a worker that starts rebuilds its state from the store, then follows the bus, so a
+bus keeps a bounded history only (``max_len`` entries, ``max_age_seconds``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,13 @@ class EventBus(ABC):
 
     def __init__(self) -> None:
         self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> "EventBus":
+        """The bus of ``url`` (a URL of one of this backend's schemes); what :func:`open_bus` calls.
+        Options every shared backend takes: ``max_len`` (entries kept, about) and
+        ``max_age_seconds`` (older entries dropped); None = no such bound."""
+        return cls(url, **options)
 
     @abstractmethod
     def publish(self, kind: str, records: list[dict[str, Any]]) -> None:
@@ -60,14 +70,12 @@ class LocalBus(EventBus):
         return False
 
 
-def open_bus(url: str | None) -> EventBus:
-    """``None`` or ``""`` → :class:`LocalBus`; ``redis://host:port/db`` → a Redis stream bus."""
+def open_bus(url: str | None, **options: Any) -> EventBus:
+    """``None`` or ``""`` → :class:`LocalBus`; otherwise the backend of the URL's scheme
+    (:data:`~shoprec.service.backends.BUSES`), e.g. ``redis://host:6379/0``. An unknown scheme is a
+    :class:`~shoprec.exceptions.ConfigError` that lists the known ones."""
     if not url:
         return LocalBus()
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from .bus_redis import RedisBus
+    from .backends import BUSES
 
-        return RedisBus(url)
-    from ..exceptions import ConfigError
-
-    raise ConfigError(f"unknown state bus URL {url!r}; use redis://host:6379/0 (or nothing for one process)")
+    return BUSES.open(url, **options)

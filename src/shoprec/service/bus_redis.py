@@ -1,8 +1,13 @@
 """The state bus over a Redis stream (see :mod:`shoprec.service.bus`).
 
-``publish`` appends one entry ``origin=<worker> kind=<kind> payload=<json records>`` to the stream
-(``XADD … MAXLEN ~ 1000000``: the stream keeps about the last million changes; a worker more than
-that far behind loses the oldest, and rebuilds from the event store anyway when it restarts).
+Registered under the schemes ``redis``, ``rediss`` and ``unix``.
+
+``publish`` appends one entry ``origin=<worker> kind=<kind> payload=<json records>`` to the stream.
+Its history is bounded: ``XADD … MAXLEN ~ max_len`` (default 100,000 entries; Redis trims whole
+nodes of ~100 entries, so the stream holds a little more) and, with ``max_age_seconds``, an
+``XTRIM … MINID ~ <now − age>`` in the same round trip. A worker farther behind than that loses the
+oldest changes (it logs nothing of them: it rebuilds from the event store when it restarts, which is
+the durable record; the bus only carries what the other workers need next).
 ``start`` notes the stream's last id before it returns, so a change published after ``start`` is
 never missed and one published before is never delivered; a daemon thread then follows the stream
 with ``XREAD BLOCK 1000 COUNT 500`` and hands every entry from another origin to the handler, in
@@ -16,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,7 +51,7 @@ __all__ = ["BusError", "RedisBus"]
 
 log = logging.getLogger(__name__)
 
-MAXLEN = 1_000_000
+MAX_LEN = 100_000  # entries kept by default (about: trimming is approximate)
 BLOCK_MS = 1000
 COUNT = 500
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0  # seconds between reconnection attempts
@@ -67,10 +73,17 @@ def redact(url: str) -> str:
 class RedisBus(EventBus):
     """Changes shared between the workers of one service over the Redis stream ``stream``."""
 
-    def __init__(self, url: str, *, stream: str = "shoprec:changes") -> None:
+    def __init__(self, url: str, *, stream: str = "shoprec:changes", max_len: int | None = MAX_LEN,
+                 max_age_seconds: float | None = None) -> None:
         super().__init__()
         self.url = redact(url)
         self.stream = stream
+        if max_len is not None and max_len < 1:
+            raise BusError(f"state bus {self.url}: max_len must be at least 1 (or None for no bound), not {max_len}")
+        if max_age_seconds is not None and max_age_seconds <= 0:
+            raise BusError(f"state bus {self.url}: max_age_seconds must be positive (or None), not {max_age_seconds}")
+        self.max_len = max_len
+        self.max_age_seconds = max_age_seconds
         self._reader_name = f"shoprec-bus-{self.origin}"
         try:
             # publish: a few quick retries, then the caller hears of it
@@ -87,11 +100,19 @@ class RedisBus(EventBus):
         self._thread: threading.Thread | None = None
         self._last_id = b"0-0"
         self.delivered = 0  # entries handed to the handler (for tests and metrics)
+        self.unblocked = 0  # times close woke the follower from its block (CLIENT UNBLOCK)
 
     def publish(self, kind: str, records: list[dict[str, Any]]) -> None:
         fields = {"origin": self.origin, "kind": kind, "payload": _dumps(records)}
         try:
-            self._client.xadd(self.stream, fields, maxlen=MAXLEN, approximate=True)
+            if self.max_age_seconds is None:
+                self._client.xadd(self.stream, fields, maxlen=self.max_len, approximate=True)
+            else:  # both bounds, one round trip
+                pipe = self._client.pipeline(transaction=False)
+                pipe.xadd(self.stream, fields, maxlen=self.max_len, approximate=True)
+                pipe.xtrim(self.stream, minid=f"{int((time.time() - self.max_age_seconds) * 1000)}-0",
+                           approximate=True)
+                pipe.execute()
         except redis.RedisError as e:
             raise BusError(f"cannot publish to the state bus at {self.url} (stream {self.stream!r}): {e}") from None
 
@@ -144,7 +165,7 @@ class RedisBus(EventBus):
         try:
             for c in self._client.client_list(_type="normal"):
                 if c.get("name") == self._reader_name:
-                    self._client.client_unblock(c["id"])
+                    self.unblocked += int(self._client.client_unblock(c["id"]))
         except redis.RedisError:
             pass
 

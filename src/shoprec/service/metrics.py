@@ -22,6 +22,13 @@ class Metrics:
                                     ["scenario"], buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
         self.events = Counter("shoprec_events_ingested_total", "Events stored and applied", registry=r)
         self.duplicates = Counter("shoprec_events_duplicate_total", "Events already stored (retries)", registry=r)
+        self.unknown_items = Counter("shoprec_events_unknown_item_total",
+                                     "Events stored about items not in the catalogue (not used online until "
+                                     "the item is PUT)", registry=r)
+        self.refused = Counter("shoprec_events_refused_total", "Events refused, by reason (nothing of their "
+                               "batch stored)", ["reason"], registry=r)
+        self.rate_limited = Counter("shoprec_rate_limited_total", "Write requests answered 429, by the budget "
+                                    "they exceeded", ["budget"], registry=r)
         self.items = Counter("shoprec_items_upserted_total", "Catalogue items added or updated", registry=r)
         self.impressions = Counter("shoprec_impressions_logged_total", "Responses logged as impressions",
                                    registry=r)

@@ -1,15 +1,17 @@
 """The event store: where every acknowledged event, catalogue change and impression is kept.
 
-:class:`EventStore` is the one interface; :class:`SQLiteStore` is the embedded default (a file under
-the data directory, WAL journal, ``synchronous=FULL``), :class:`~shoprec.service.store_postgres.PostgresStore`
-the production one. :func:`open_store` picks by URL: ``sqlite:///path/to/events.db`` (or a plain path),
-``postgresql://user@host/db``.
+:class:`EventStore` is the one interface; it knows none of its backends. Each backend is a module of
+its own, found by the URL's scheme through :mod:`shoprec.service.backends`: ``sqlite:///path`` (or a
+plain path) is :class:`~shoprec.service.store_sqlite.SQLiteStore`, the embedded default (WAL
+journal, ``synchronous=FULL``, files owner-only); ``postgresql://user@host/db`` is
+:class:`~shoprec.service.store_postgres.PostgresStore`, the production one. :func:`open_store`
+opens either.
 
 Durability: ``append_events``, ``upsert_items`` and ``append_impressions`` return only after the
 transaction that holds the rows has committed (and, for SQLite, been fsynced), so a caller may
 acknowledge them. Concurrent callers are grouped into one transaction by a single writer thread
-(:class:`GroupCommitter`): one fsync serves every request waiting at that moment, which is what makes
-durable ingestion fast under load.
+(:class:`GroupCommitter`, shared by the backends): one fsync serves every request waiting at that
+moment, which is what makes durable ingestion fast under load.
 
 Idempotency: every event has an ``event_id`` (the client's, or one the server assigned); storing an
 id twice keeps the first and counts the second as a duplicate, so a client may retry a batch whose
@@ -19,11 +21,8 @@ answer it did not get.
 from __future__ import annotations
 
 import itertools
-import json
 import queue
-import sqlite3
 import threading
-import time
 import uuid
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
@@ -33,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import orjson
 
-from ..exceptions import ConfigError, ShoprecError
+from ..exceptions import ShoprecError
 
 
 _ID_PREFIX = uuid.uuid4().hex[:16]
@@ -131,7 +130,13 @@ class AppendResult:
 class EventStore(ABC):
     """Durable, append-only storage of events, item upserts and impressions (see the module doc)."""
 
-    url: str
+    url: str  # for messages and logs: without a password
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> "EventStore":
+        """The store of ``url`` (a URL of one of this backend's schemes); what :func:`open_store`
+        calls. Backends whose URL carries options of their own parse them here."""
+        return cls(url, **options)
 
     @abstractmethod
     def append_events(self, events: Sequence[EventRecord]) -> AppendResult:
@@ -270,214 +275,22 @@ class GroupCommitter:
             self._thread.join(timeout=30)
 
 
-# --------------------------------------------------------------------------- SQLite
-_SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL UNIQUE,
-    item_id TEXT NOT NULL,
-    behaviour TEXT NOT NULL,
-    timestamp REAL NOT NULL,
-    received_at REAL NOT NULL,
-    user_id TEXT, session_id TEXT, quantity REAL, price REAL, request_id TEXT, position INTEGER,
-    scenario TEXT, country TEXT, device TEXT
-);
-CREATE INDEX IF NOT EXISTS events_request ON events(request_id) WHERE request_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS items (
-    item_id TEXT PRIMARY KEY,
-    attributes TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    seq INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS item_seq (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS impressions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL,
-    scenario TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    user_id TEXT, session_id TEXT,
-    items TEXT NOT NULL,
-    context TEXT NOT NULL
-);
-"""
-
-
+# --------------------------------------------------------------------------- factory
 def merge_attributes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Stored attributes updated with the given non-null ones."""
+    """Stored attributes updated with the given non-null ones (what every backend's upsert does)."""
     out = dict(old)
     out.update({k: v for k, v in new.items() if v is not None})
     return out
 
 
-class SQLiteStore(EventStore):
-    """The embedded store: one SQLite file (WAL journal, synchronous=FULL, group commit)."""
+def open_store(url: str | Path, **options: Any) -> EventStore:
+    """The event store of ``url``, by its scheme (:data:`~shoprec.service.backends.STORES`):
+    ``sqlite:///path`` (or a plain path), ``postgresql://user@host/db`` (``?schema=name`` picks the
+    schema, default ``shoprec``; ``?password_file=/run/secrets/pg`` reads the password from a file).
+    An unknown scheme is a :class:`~shoprec.exceptions.ConfigError` that lists the known ones."""
+    from .backends import STORES
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.url = f"sqlite:///{self.path}"
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StoreError(f"cannot create the folder of the event store {self.path}: {e}") from None
-        self._local = threading.local()
-        self._writer = GroupCommitter(self._connect_writer, lambda c: c.commit(), lambda c: c.rollback(),
-                                      name="sqlite-writer")
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level="DEFERRED", check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
-
-    def _connect_writer(self) -> sqlite3.Connection:
-        conn = self._connect()
-        conn.executescript(_SQLITE_SCHEMA)
-        conn.commit()
-        return conn
-
-    def _reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-        return conn
-
-    # ------------------------------------------------------------------ events
-    def append_events(self, events: Sequence[EventRecord]) -> AppendResult:
-        if not events:
-            return AppendResult(0, 0, [])
-        rows = [tuple(getattr(e, c) for c in EVENT_COLUMNS) for e in events]
-        ids = [e.event_id for e in events]
-        placeholders = ",".join("?" * len(EVENT_COLUMNS))
-        sql = f"INSERT OR IGNORE INTO events ({','.join(EVENT_COLUMNS)}) VALUES ({placeholders})"
-
-        def job(conn: sqlite3.Connection) -> tuple[int, dict[str, int]]:
-            before = conn.total_changes
-            conn.executemany(sql, rows)
-            accepted = conn.total_changes - before
-            found: dict[str, int] = {}
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                q = f"SELECT event_id, seq FROM events WHERE event_id IN ({','.join('?' * len(chunk))})"
-                found.update(conn.execute(q, chunk).fetchall())
-            return accepted, found
-
-        accepted, found = self._writer.run(job)
-        seqs = [int(found[i]) for i in ids]
-        for e, s in zip(events, seqs):
-            e.seq = s
-        return AppendResult(accepted, len(events) - accepted, seqs)
-
-    def iter_events(self, after_seq: int = 0, batch: int = 10_000) -> Iterator[list[EventRecord]]:
-        conn = self._reader()
-        cols = ",".join(("seq",) + EVENT_COLUMNS)
-        last = after_seq
-        while True:
-            rows = conn.execute(f"SELECT {cols} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                                (last, batch)).fetchall()
-            if not rows:
-                return
-            out = [EventRecord(**dict(zip(EVENT_COLUMNS, r[1:])), seq=r[0]) for r in rows]
-            last = rows[-1][0]
-            yield out
-
-    def last_seq(self) -> int:
-        return int(self._reader().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
-
-    def count_events(self) -> int:
-        return int(self._reader().execute("SELECT COUNT(*) FROM events").fetchone()[0])
-
-    def existing_event_ids(self, ids: Iterable[str]) -> set[str]:
-        ids = list(ids)
-        conn = self._reader()
-        out: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            q = f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})"
-            out.update(r[0] for r in conn.execute(q, chunk))
-        return out
-
-    # ------------------------------------------------------------------ items
-    def upsert_items(self, items: Sequence[ItemRecord]) -> int:
-        if not items:
-            return 0
-
-        def job(conn: sqlite3.Connection) -> int:
-            conn.execute("INSERT OR IGNORE INTO item_seq (id, seq) VALUES (1, 0)")
-            for it in items:
-                seq = conn.execute("UPDATE item_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq").fetchone()[0]
-                row = conn.execute("SELECT attributes FROM items WHERE item_id = ?", (it.item_id,)).fetchone()
-                attrs = merge_attributes(json.loads(row[0]) if row else {}, it.attributes)
-                conn.execute("INSERT INTO items (item_id, attributes, updated_at, seq) VALUES (?, ?, ?, ?) "
-                             "ON CONFLICT(item_id) DO UPDATE SET attributes = excluded.attributes, "
-                             "updated_at = excluded.updated_at, seq = excluded.seq",
-                             (it.item_id, json.dumps(attrs), it.updated_at or time.time(), seq))
-                it.seq = seq
-            return len(items)
-
-        return self._writer.run(job)
-
-    def iter_items(self) -> Iterator[ItemRecord]:
-        for item_id, attrs, updated, seq in self._reader().execute(
-                "SELECT item_id, attributes, updated_at, seq FROM items ORDER BY seq"):
-            yield ItemRecord(item_id, json.loads(attrs), updated, seq)
-
-    # ------------------------------------------------------------------ impressions
-    def append_impressions(self, rows: Sequence[ImpressionRecord]) -> None:
-        if not rows:
-            return
-        values = [(r.request_id, r.created_at, r.scenario, r.model_version, r.user_id, r.session_id,
-                   _json(r.items), _json(r.context)) for r in rows]
-
-        def job(conn: sqlite3.Connection) -> None:
-            conn.executemany("INSERT OR IGNORE INTO impressions (request_id, created_at, scenario, model_version, "
-                             "user_id, session_id, items, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
-
-        self._writer.run(job)
-
-    def iter_impressions(self, after_seq: int = 0, batch: int = 10_000) -> Iterator[list[ImpressionRecord]]:
-        conn = self._reader()
-        last = after_seq
-        while True:
-            rows = conn.execute("SELECT seq, request_id, created_at, scenario, model_version, user_id, session_id, "
-                                "items, context FROM impressions WHERE seq > ? ORDER BY seq LIMIT ?",
-                                (last, batch)).fetchall()
-            if not rows:
-                return
-            yield [ImpressionRecord(request_id=r[1], created_at=r[2], scenario=r[3], model_version=r[4],
-                                    user_id=r[5], session_id=r[6], items=json.loads(r[7]),
-                                    context=json.loads(r[8]), seq=r[0]) for r in rows]
-            last = rows[-1][0]
-
-    def close(self) -> None:
-        self._writer.close()
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-
-# --------------------------------------------------------------------------- factory
-def open_store(url: str | Path) -> EventStore:
-    """An event store by URL: ``sqlite:///path`` or a path (SQLite), ``postgresql://…`` (PostgreSQL;
-    ``?schema=name`` picks the schema, default ``shoprec``)."""
     text = str(url)
-    if text.startswith(("postgresql://", "postgres://")):
-        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-        from .store_postgres import PostgresStore
-
-        # ?schema=name picks the schema (default "shoprec"); libpq would reject the parameter
-        parts = urlsplit(text)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        schema = next((v for k, v in query if k == "schema"), "shoprec")
-        rest = urlencode([(k, v) for k, v in query if k != "schema"])
-        return PostgresStore(urlunsplit(parts._replace(query=rest)), schema=schema)
-    if text.startswith("sqlite:///"):
-        return SQLiteStore(text[len("sqlite:///"):])
-    if "://" in text:
-        raise ConfigError(f"unknown event store URL {text!r}; use sqlite:///path/events.db or "
-                          "postgresql://user@host/dbname")
-    return SQLiteStore(text)
+    if "://" not in text:  # a plain path: the embedded store
+        text = f"sqlite:///{text}"
+    return STORES.open(text, **options)

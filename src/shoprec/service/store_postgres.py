@@ -1,6 +1,7 @@
 """The production event store: PostgreSQL through psycopg 3.
 
-Same contract as :class:`~shoprec.service.store.SQLiteStore` (see :mod:`shoprec.service.store`):
+Registered under the schemes ``postgresql`` and ``postgres``. Same contract as
+:class:`~shoprec.service.store_sqlite.SQLiteStore` (see :mod:`shoprec.service.store`):
 writes go through a :class:`~shoprec.service.store.GroupCommitter` on one connection of their own
 and return after ``COMMIT`` (the server's default ``synchronous_commit=on``: flushed to the WAL);
 reads use a small pool of autocommit connections, safe from several threads.
@@ -168,7 +169,8 @@ class _ReadPool:
 class PostgresStore(EventStore):
     """The event store in a PostgreSQL schema (group commit on one writer connection, pooled reads)."""
 
-    def __init__(self, url: str, *, schema: str = "shoprec", drop_schema_on_close: bool = False) -> None:
+    def __init__(self, url: str, *, schema: str = "shoprec", drop_schema_on_close: bool = False,
+                 password: str | None = None) -> None:
         self.url = redact(url)
         self.schema = schema
         self.drop_schema_on_close = drop_schema_on_close
@@ -176,8 +178,10 @@ class PostgresStore(EventStore):
             params = conninfo_to_dict(url)
         except psycopg.ProgrammingError as e:
             raise StoreError(f"invalid PostgreSQL URL {self.url}: {e}") from None
-        self._password = params.get("password") or None
+        self._password = password or params.get("password") or None
         self._connect_kwargs: dict[str, Any] = {"application_name": "shoprec"}
+        if password:
+            self._connect_kwargs["password"] = password
         if "connect_timeout" not in params:
             self._connect_kwargs["connect_timeout"] = _CONNECT_TIMEOUT
         self._conninfo = url
@@ -189,6 +193,28 @@ class PostgresStore(EventStore):
                                       name="postgres-writer")
         self._readers = _ReadPool(self, _READERS)
         self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> "PostgresStore":
+        """``postgresql://user@host:5432/db`` with two parameters of shoprec's own, taken out before
+        libpq sees the URL: ``schema=name`` (default ``shoprec``) and ``password_file=PATH`` (the
+        password read from a file, e.g. a Docker secret, so that it is in no URL, command line or
+        environment)."""
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        ours = {k: v for k, v in query if k in ("schema", "password_file")}
+        rest = urlencode([(k, v) for k, v in query if k not in ours])
+        url = urlunsplit(parts._replace(query=rest))
+        if "password_file" in ours:
+            path = ours["password_file"]
+            try:
+                password = open(path, encoding="utf-8").read().strip()
+            except OSError as e:
+                raise StoreError(f"PostgreSQL event store {redact(url)}: cannot read password_file {path}: "
+                                 f"{e.strerror}") from None
+            options.setdefault("password", password)
+        options.setdefault("schema", ours.get("schema", "shoprec"))
+        return cls(url, **options)
 
     # ------------------------------------------------------------------ connections
     def _connect(self, *, autocommit: bool) -> psycopg.Connection:

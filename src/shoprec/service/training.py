@@ -14,6 +14,7 @@ import pandas as pd
 from ..data import Behaviour, ShopData
 from ..data.readers import frame_to_shopdata
 from ..scenarios import Recommender, ScenarioConfig
+from .files import make_private, private_dir
 from .store import EventStore
 
 
@@ -85,7 +86,8 @@ def train(data: ShopData, models_dir: Path, *, scenarios: Iterable[str | Path | 
           store: EventStore | None = None, progress: Callable[[str, float], None] | None = None,
           publish: bool = True) -> Path:
     """Fit every scenario (or ``scenarios``) on ``data`` (plus the store's contents) and write the
-    model into ``models_dir/<version>``; with ``publish``, make it the folder's CURRENT version."""
+    model into ``models_dir/<version>``; with ``publish``, make it the folder's CURRENT version. What it
+    creates is owner-only (0700 folders, 0600 files)."""
     from .app import publish_model
 
     meta: dict[str, object] = {"trained_through_seq": 0, "trained_through_item_seq": 0}
@@ -95,9 +97,9 @@ def train(data: ShopData, models_dir: Path, *, scenarios: Iterable[str | Path | 
     start = time.perf_counter()
     rec = Recommender(scenarios).fit(data, progress=progress)
     meta["fit_seconds"] = round(time.perf_counter() - start, 2)
-    models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
+    models_dir = private_dir(models_dir)                 # created 0700 (the model holds the shop's data)
     tmp = rec.save(models_dir / f".training-{time.time_ns()}", **meta)
+    make_private(tmp)                                    # 0600 files, 0700 folders, before it is published
     from ..scenarios.artifact import read_manifest
 
     version = read_manifest(tmp)["version"]
