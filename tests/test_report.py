@@ -204,3 +204,16 @@ def test_real_benchmark_results_render(tmp_path):
         assert "Scenario: item_page (diginetica, case item_page_rules)" in page
     # compact however many results there are: under 100 kB a plot on average, page text included
     assert out.stat().st_size < 100_000 * len(images)
+
+
+def test_drawing_the_report_is_a_progress_step_per_file(tmp_path):
+    from shoprec import progress
+
+    _write(tmp_path, "scenarios-a.json", _scenario())
+    _write(tmp_path, "scenarios-b.json", _scenario(scenario="cart"))
+    _write(tmp_path, "accuracy-x.json", _accuracy())
+    rec = progress.Recorder()
+    with progress.reporting(rec):
+        build_report(tmp_path, tmp_path / "r.html")
+    (step,) = [s for s in rec.steps if s["description"].startswith("drawing the report")]
+    assert step["total"] == 3 and step["done"] == 3 and step["unit"] == "file" and step["failed"] is False

@@ -358,3 +358,22 @@ def test_read_users_and_tables_joining_the_maps(tmp_path):
     assert data.item_table.loc[data.items.to_index(["i99"])[0], "title"] == "Never bought"
     assert data.user_table.loc[data.users.to_index(["u1"])[0], "age"] == "34"
     assert len(report.related) == 1 and report.related[0].rows_kept == 2
+
+
+def test_many_duplicate_rows_are_summarised_in_one_line(tmp_path):
+    """A file of repeated rows gets a short report: the count and three examples on one line, not a
+    line per example; the other reasons keep their own examples."""
+    rows = ["user_id,item_id,timestamp"] + [f"u{i % 4},i{i % 4},2020-01-0{1 + i % 4}" for i in range(200)]
+    rows.append("u1,,2020-01-01")
+    p = tmp_path / "e.csv"
+    p.write_text("\n".join(rows) + "\n")
+    _, report = read_events(p, dedupe=True)
+    assert report.skipped == {"duplicate_row": 196, "missing_item_id": 1}
+    text = report.summary()
+    dup_lines = [line for line in text.splitlines() if "[duplicate_row]" in line]
+    assert dup_lines == ["    [duplicate_row] 196 rows are exact copies of earlier ones, e.g. e.csv line 6 = line 2, "
+                         "line 7 = line 3, line 8 = line 4, … (dedupe=False keeps them)"]
+    assert sum("[missing_item_id]" in line for line in text.splitlines()) == 1
+    assert len(text.splitlines()) == 5      # counts, reasons, "examples:", one line per reason
+    # the examples themselves stay as they were (file, line, what was expected) for a caller to read
+    assert len([e for e in report.examples if e.startswith("[duplicate_row]")]) == LoadReport.MAX_EXAMPLES
