@@ -15,6 +15,7 @@ ALLOWED = {
     "strategies": {"data"},
     "evaluation": {"data", "strategies"},
     "scenarios": {"data", "strategies", "evaluation"},
+    "online": {"data", "strategies", "evaluation", "scenarios"},
 }
 COMMON = {"exceptions", "progress", "__init__", "__version__"}
 
