@@ -180,6 +180,9 @@ def render() -> Path:
 
     lines += serve_lines()
     lines += cli_start_lines()
+    from online_md import online_lines  # the online-learning section (benchmarks/online.py)
+
+    lines += online_lines()
     out = ROOT / "BENCHMARKS.md"
     out.write_text("\n".join(lines) + "\n")
     return out
