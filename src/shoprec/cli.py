@@ -727,3 +727,6 @@ def main(ctx: typer.Context,
                         format="%(levelname)s %(name)s: %(message)s")
     _OPTIONS["verbose"] = verbose
     ctx.with_resource(progress.reporting(make_reporter(console)))
+
+
+from . import cli_online  # noqa: E402,F401  (registers ope and the other online-learning commands)

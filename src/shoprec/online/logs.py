@@ -13,6 +13,7 @@ an error naming the rows, never dropped quietly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ import scipy.sparse as sp
 
 from .estimators import LoggedFeedback
 
-__all__ = ["FeedbackTable", "feedback_from_frame", "one_hot", "open_bandit_feedback"]
+__all__ = ["FeedbackTable", "feedback_from_frame", "one_hot", "open_bandit_feedback", "read_feedback", "read_table"]
 
 
 def one_hot(frame: pd.DataFrame, numeric: bool = True) -> sp.csr_matrix:
@@ -99,3 +100,40 @@ def feedback_from_frame(frame: pd.DataFrame, *, action: str = "arm", reward: str
     log = LoggedFeedback(act, r, p, len(known), position=pos, slate=sl)
     ctx = one_hot(frame[context]) if context else None
     return FeedbackTable(log, ctx, None, known)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV, Parquet or JSON Lines file as a frame (by its suffix); a clear error when unreadable."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(p)
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            return pd.read_json(p, lines=suffix != ".json")
+        return pd.read_csv(p)
+    except (ValueError, pd.errors.ParserError, OSError) as e:
+        raise ValueError(f"{p}: cannot read it as {suffix.lstrip('.') or 'CSV'}: {e}") from None
+
+
+def read_feedback(spec: str, *, action: str = "arm", reward: str = "reward", propensity: str = "propensity",
+                  position: str | None = "position", slate: str | None = "request_id",
+                  context: list[str] | None = None) -> FeedbackTable:
+    """Logged feedback from ``open-bandit:PATH`` (an Open Bandit Dataset CSV) or from a table of
+    logged choices (CSV / Parquet / JSON Lines with ``action``, ``reward`` and ``propensity`` columns,
+    e.g. what ``shoprec rewards`` writes)."""
+    kind, sep, rest = spec.partition(":")
+    if sep and kind.lower() in ("open-bandit", "open_bandit", "obd"):
+        from ..data.adapters import load_open_bandit
+
+        logs, report = load_open_bandit(rest)
+        if report.rows_skipped:
+            import logging
+
+            logging.getLogger(__name__).warning("%s", report.summary())
+        return open_bandit_feedback(logs)
+    frame = read_table(spec)
+    return feedback_from_frame(frame, action=action, reward=reward, propensity=propensity, position=position,
+                               slate=slate, context=context, source=str(spec))
