@@ -63,3 +63,61 @@ def ope(
                    "logged_value": log.on_policy_value, "estimates": [r.as_dict() for r in results]}
         json_out.write_text(json.dumps(payload, indent=1))
         _plain(f"wrote {json_out}")
+
+
+@app.command()
+def rewards(
+    store: Annotated[Optional[str], typer.Option("--store", help="A live event store URL (sqlite:PATH, "
+                                                 "postgresql://…): its impressions and events.")] = None,
+    impressions: Annotated[Optional[Path], typer.Option("--impressions", help="Logged impressions, JSON Lines "
+                                                        "(one answer per line).")] = None,
+    events: Annotated[Optional[Path], typer.Option("--events", help="Events: CSV, Parquet or JSON Lines with "
+                                                   "item_id, behaviour, timestamp (+ request_id, position, "
+                                                   "session_id, user_id, price, quantity).")] = None,
+    scenario: Annotated[Optional[str], typer.Option("--scenario", help="Only this scenario's answers; its "
+                                                    "[reward] weights apply (a shipped name or a TOML path).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write one row per answer (arm, reward, "
+                                                "propensity, …): what `shoprec ope --logs` reads.")] = None,
+) -> None:
+    """Join the answers the service showed to the clicks, carts and purchases that followed them."""
+    from .online.logs import read_table
+    from .online.rewards import from_store, join_rewards, read_impressions
+
+    try:
+        cfg = None
+        name = None
+        if scenario is not None:
+            from .scenarios.config import load_scenario
+
+            sc = load_scenario(scenario)
+            cfg, name = sc.reward, sc.name
+        if store is not None:
+            from .service.store import open_store
+
+            with open_store(store) as st:
+                joined = from_store(st, cfg, scenario=name)
+        elif impressions is not None and events is not None:
+            joined = join_rewards(read_impressions(impressions), read_table(events), cfg, scenario=name)
+        else:
+            _error("give --store URL, or --impressions FILE and --events FILE")
+            raise typer.Exit(2)
+    except (FileNotFoundError, ValueError) as e:
+        _error(e)
+        raise typer.Exit(2) from None
+    _plain(joined.summary())
+    req = joined.requests
+    if len(req) and req["arm"].notna().any():
+        t = Table(title="reward per arm")
+        for col in ("scenario", "arm", "answers", "mean reward", "rewarded share"):
+            t.add_column(col, justify="left" if col in ("scenario", "arm") else "right")
+        g = req.groupby(["scenario", "arm"], dropna=False)["reward"]
+        for (sc_name, arm), s in g:
+            t.add_row(str(sc_name), str(arm), f"{len(s):,}", f"{s.mean():.4f}", f"{(s > 0).mean():.1%}")
+        console.print(t)
+    if out is not None:
+        frame = joined.feedback_frame(final_only=False)
+        if out.suffix.lower() == ".parquet":
+            frame.to_parquet(out, index=False)
+        else:
+            frame.to_csv(out, index=False)
+        _plain(f"wrote {len(frame):,} answers to {out}")

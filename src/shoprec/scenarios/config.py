@@ -32,6 +32,12 @@ and optionally its other stages (see :mod:`.stages`)::
     name = "uniform"
     params = { arms = { fbt_only = { fbt = 1.0 }, blend = { fbt = 2.0, popularity = 1.0 } } }
 
+    [reward]                   # what an answer earned (the policy learns from it, OPE reads it)
+    purchase = 1.0
+    cart = 0.3
+    click = 0.1
+    window_seconds = 86400
+
     [[rerankers]]              # after [rules], before [diversity]
     name = "my_reranker"       # registered with shoprec.scenarios.stages.register_stage
 
@@ -125,6 +131,33 @@ class DiversityConfig(MMRConfig):
     method: Literal["none", "mmr"] = "none"
 
 
+class RewardConfig(_Frozen):
+    """``[reward]``: what a shown answer earned, for the mix policy and off-policy evaluation.
+
+    Each shown item earns the weight of the best behaviour that followed it within ``window_seconds``
+    (a purchase after a click counts the purchase only), plus ``revenue`` × price × quantity of the
+    purchases; an answer earns the sum over its items. Events are attributed by ``request_id`` +
+    ``position`` when they carry them, else (as ``attribution`` allows) by session and item, then by
+    user and item, to the latest answer that showed the item before the event."""
+
+    view: float = Field(default=0.0, ge=0, description="A view of a shown item (e.g. its page opened from the slot).")
+    click: float = Field(default=0.1, ge=0)
+    cart: float = Field(default=0.3, ge=0, description="An add-to-cart of a shown item.")
+    purchase: float = Field(default=1.0, ge=0)
+    favourite: float = Field(default=0.0, ge=0)
+    revenue: float = Field(default=0.0, ge=0, description="Reward per currency unit of an attributed purchase.")
+    window_seconds: float = Field(default=86_400.0, gt=0, description="How long after the answer an event still counts.")
+    attribution: Literal["request", "session", "user"] = Field(
+        default="user", description="request: only events that carry the request id; session: also the same "
+                                    "session and item; user: also the same user and item.")
+
+    def behaviour_weights(self) -> dict[str, float]:
+        """Canonical behaviour name → reward weight (only the rewarded ones)."""
+        w = {"view": self.view, "click": self.click, "add_to_cart": self.cart, "purchase": self.purchase,
+             "favourite": self.favourite}
+        return {k: v for k, v in w.items() if v > 0 or (k == "purchase" and self.revenue > 0)}
+
+
 class ScenarioConfig(_Frozen):
     name: str
     description: str = ""
@@ -138,6 +171,8 @@ class ScenarioConfig(_Frozen):
         default_factory=list, description="Applied in order to the events before the strategies learn from them.")
     policy: StageSpec = Field(default_factory=lambda: StageSpec(name="static"),
                               description="The mix policy: which weights answer each request (default: static).")
+    reward: RewardConfig = Field(default_factory=RewardConfig,
+                                 description="What a shown answer earned (the mix policy learns from it).")
     rerankers: list[StageSpec] = Field(
         default_factory=list, description="Re-rankers after [rules] and before [diversity] MMR, in order.")
     fallback: list[StrategySpec] = Field(
