@@ -205,6 +205,7 @@ class MixChoice:
     arm: np.ndarray              # int32 (n,): index into ``arms``
     propensity: np.ndarray       # float64 (n,): the probability the policy chose that arm there
     arms: tuple[str, ...]
+    features: np.ndarray | None = None   # float64 (n, d): the context a contextual policy chose from
 
     @property
     def shared(self) -> np.ndarray | None:
@@ -215,7 +216,8 @@ class MixChoice:
         return None
 
     def take(self, rows: np.ndarray) -> "MixChoice":
-        return MixChoice(self.weights[rows], self.arm[rows], self.propensity[rows], self.arms)
+        return MixChoice(self.weights[rows], self.arm[rows], self.propensity[rows], self.arms,
+                         None if self.features is None else self.features[rows])
 
     def arm_names(self) -> list[str]:
         return [self.arms[a] for a in self.arm.tolist()]
@@ -223,12 +225,17 @@ class MixChoice:
 
 @dataclass
 class MixFeedback:
-    """Rewards of shown answers, for :meth:`MixPolicy.update`: the arm each was answered with, the
-    reward it earned, and the requests (for contextual policies; may be None)."""
+    """Rewards of shown answers, for :meth:`MixPolicy.update`: the arm each was answered with and
+    the reward it earned. Learning policies take deltas: ``pull`` 1 marks a new answer (counted once),
+    0 a reward that arrived later for an answer already counted (``previous``: its reward before);
+    ``features`` is the context each answer was chosen with (``MixChoice.features``)."""
 
     arm: np.ndarray              # int32 (n,)
     reward: np.ndarray           # float64 (n,)
     queries: "Queries | None" = None
+    pull: np.ndarray | None = None       # float64 (n,), default all 1
+    previous: np.ndarray | None = None   # float64 (n,), default all 0
+    features: np.ndarray | None = None   # float64 (n, d)
 
 
 class MixPolicy(Stage):
@@ -332,6 +339,10 @@ BUILTIN: dict[tuple[str, str], str] = {
     ("training_filter", "event_rate"): "shoprec.scenarios.filters:EventRateFilter",
     ("mix_policy", "static"): "shoprec.scenarios.policies:StaticPolicy",
     ("mix_policy", "uniform"): "shoprec.scenarios.policies:UniformPolicy",
+    # the learning policies live beside the scenarios, in the online package (they import scenarios)
+    ("mix_policy", "thompson"): "shoprec.online.policies:ThompsonPolicy",
+    ("mix_policy", "linucb"): "shoprec.online.policies:LinUCBPolicy",
+    ("mix_policy", "lin_ts"): "shoprec.online.policies:LinTSPolicy",
     ("fusion", "weighted"): "shoprec.scenarios.fusion.methods:WeightedFusion",
     ("fusion", "rrf"): "shoprec.scenarios.fusion.methods:RRFFusion",
     ("fusion", "ranker"): "shoprec.scenarios.fusion.ranker:Ranker",
