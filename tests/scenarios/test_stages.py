@@ -20,6 +20,11 @@ PARAMS = {
     ("training_filter", "behaviours"): [{"keep": ["view", "purchase"]}, {"drop": ["view"]}],
     ("training_filter", "event_rate"): [{}, {"max_events_per_minute": 0.1, "min_events": 3, "max_events_per_session": 4}],
     ("mix_policy", "uniform"): [{"arms": {"knn": {"item_knn": 1.0}, "blend": {"ease": 1.0, "popularity": 0.5}}}],
+    ("mix_policy", "thompson"): [{"arms": {"knn": {"item_knn": 1.0}, "blend": {"ease": 1.0, "popularity": 0.5}}},
+                                 {"arms": {"a": {"ease": 1.0}, "b": {"popularity": 1.0}, "c": {"item_knn": 1.0}},
+                                  "reward": "gaussian"}],
+    ("mix_policy", "linucb"): [{"arms": {"knn": {"item_knn": 1.0}, "blend": {"ease": 1.0, "popularity": 0.5}}}],
+    ("mix_policy", "lin_ts"): [{"arms": {"knn": {"item_knn": 1.0}, "blend": {"ease": 1.0, "popularity": 0.5}}}],
     ("reranker", "mmr"): [{}, {"trade_off": 0.3}],
     ("reranker", "rules"): [{}, {"exclude_history": "purchased", "repurchase": True},
                             {"complements_only": True, "max_similarity_to_basket": 0.5, "same_category_allowed": False}],
@@ -166,7 +171,7 @@ def test_unknown_stages_and_bad_params_are_clear_errors():
         scenario_from_dict({**base, "fusion": {"method": "magic"}})
     with pytest.raises(ConfigError, match="mmr' params\n  tradeoff: unknown field"):
         scenario_from_dict({**base, "rerankers": [{"name": "mmr", "params": {"tradeoff": 1}}]})
-    assert known_stages("mix_policy") == ["static", "uniform"]
+    assert known_stages("mix_policy") == ["lin_ts", "linucb", "static", "thompson", "uniform"]
 
 
 class ReverseConfig(StageConfig):
