@@ -146,6 +146,9 @@ class LearningPolicy(MixPolicy):
     """Shared by the learning policies: arms, the draw from exact probabilities, the ε share."""
 
     Config = LearningConfig
+    #: the service keeps a learner for every policy that says so (shoprec.service.live.Engine)
+    learns = True
+    context_free = False
 
     def __init__(self, config=None, **params) -> None:
         super().__init__(config, **params)
@@ -273,10 +276,15 @@ class ThompsonPolicy(LearningPolicy):
         var = (c.prior_strength * c.prior_sd ** 2 + np.maximum(ss, 0)) / k
         return "normal", mean, np.sqrt(var / k)
 
-    def _probabilities(self, ctx, x):
+    context_free = True
+
+    def probabilities_now(self) -> np.ndarray:
+        """(A,) every request's probability of each arm under the current posterior."""
         kind, a, b = self._params()
-        p = prob_max(kind, a, b, self.config.grid)[0]
-        return np.tile(self._mix(p), (len(ctx), 1))
+        return self._mix(prob_max(kind, a, b, self.config.grid)[0])
+
+    def _probabilities(self, ctx, x):
+        return np.tile(self.probabilities_now(), (len(ctx), 1))
 
     def posterior_mean(self):
         kind, a, b = self._params()

@@ -270,12 +270,15 @@ class Recommender:
         arms = recs.arm.tolist() if recs.arm is not None else [0] * len(ks)
         prop = recs.propensity.tolist() if recs.propensity is not None else [1.0] * len(ks)
         names = recs.arms or ("static",)
+        feats = None if recs.features is None else np.round(recs.features, 6).tolist()
         for r, kk in enumerate(ks):
             nt = list(notes[r]) + list(pipe.notes_)
             if len(items[r]) < kk:
                 nt.append(f"only {len(items[r])} items satisfy the rules and filters")
-            out.append({"items": items[r], "notes": nt,
-                        "policy": {"name": pipe.policy_.name, "arm": names[arms[r]], "propensity": prop[r]}})
+            policy = {"name": pipe.policy_.name, "arm": names[arms[r]], "propensity": prop[r]}
+            if feats is not None:
+                policy["features"] = feats[r]
+            out.append({"items": items[r], "notes": nt, "policy": policy})
         return out
 
     # ------------------------------------------------------------------ reasons

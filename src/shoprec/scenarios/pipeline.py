@@ -151,6 +151,7 @@ class Recommendations:
     arm: np.ndarray | None = None
     propensity: np.ndarray | None = None
     arms: tuple[str, ...] = ()
+    features: np.ndarray | None = None     # float64 (n, d): the context a contextual policy chose from
 
     def source_labels(self, row: int, col: int) -> list[str]:
         bits = int(self.sources[row, col])
@@ -395,7 +396,7 @@ class ScenarioPipeline:
                 out_idx, out_val, out_src = outs[meth]
                 out_idx[sel], out_val[sel], out_src[sel] = idx, val, src
         return {meth: Recommendations(*outs[meth], self.labels, timings[meth], choice.arm, choice.propensity,
-                                      choice.arms) for meth in methods}
+                                      choice.arms, choice.features) for meth in methods}
 
     def candidate_pairs(self, queries: Queries, allowed: np.ndarray,
                         only: int | Sequence[int] | None = None, *,

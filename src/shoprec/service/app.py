@@ -7,6 +7,7 @@ Routes (OpenAPI docs at ``/docs``):
 * ``POST /v1/events`` — a batch of events, durable before the 2xx, applied before the answer (write;
   the public key may post events)
 * ``PUT /v1/items`` — catalogue upserts (write); ``GET /v1/items/{item_id}`` (read)
+* ``GET /v1/policies/{scenario}`` — a learning mix policy's arms: pulls, rewards, posterior means (admin)
 * ``GET /v1/admin/model``, ``POST /v1/admin/reload`` — the model served, swap to a newer one (admin);
   ``GET /v1/admin/stats`` — this process's ingestion counts (unknown items, refusals, rate limits)
 * ``GET /health``, ``GET /ready``, ``GET /metrics`` (Prometheus)
@@ -182,7 +183,7 @@ class Service:
                              trained_through_seq=int(meta.get("trained_through_seq", 0)),
                              trained_through_item_seq=int(meta.get("trained_through_item_seq", 0)),
                              store=self.store, exploration=s.exploration, max_batch=s.max_batch, threads=s.threads,
-                             on_impressions=self.impressions.add, on_batch=self._on_batch)
+                             on_impressions=self._on_impressions, on_batch=self._on_batch)
         # follow the bus from before the replay, so nothing published meanwhile is missed
         # (the engine skips events it already has by their sequence number)
         self.bus.start(self._on_bus)
@@ -207,6 +208,23 @@ class Service:
         if self.store is not None:
             self.store.close()
 
+    def _on_impressions(self, rows: list[ImpressionRecord]) -> None:
+        """Log the answers; with several workers, share those a learning policy learns from, so every
+        worker's policy counts every answer (the events reach them all already)."""
+        self.impressions.add(rows)
+        if self.bus is not None and self.bus.shared and self.engine is not None and self.engine.learners:
+            shared = [{"request_id": r.request_id, "created_at": r.created_at, "scenario": r.scenario,
+                       "user_id": r.user_id, "session_id": r.session_id,
+                       "items": [{"item_id": it["item_id"], "position": it["position"]} for it in r.items],
+                       "context": {"policy": r.context.get("policy")}}
+                      for r in rows if r.scenario in self.engine.learners]
+            if shared:
+                try:
+                    self.bus.publish("answers", shared)
+                except Exception:  # noqa: BLE001 - the store has them; a restarted worker rebuilds
+                    self.metrics.errors.labels(kind="bus_publish").inc()
+                    log.exception("could not share %d answers on the bus", len(shared))
+
     def _on_batch(self, scenario: str, n: int, seconds: float) -> None:
         self.metrics.batch_size.labels(scenario=scenario).observe(n)
 
@@ -216,6 +234,8 @@ class Service:
         elif kind == "items":
             self.engine.submit("items", [ItemRecord(r["item_id"], r.get("attributes", {}), r.get("updated_at", 0.0),
                                                     r.get("seq", 0)) for r in records])
+        elif kind == "answers":
+            self.engine.submit("call", lambda engine: engine.learn_answers(records))
 
     # ------------------------------------------------------------------ models
     def _watch(self) -> None:
@@ -739,6 +759,20 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                           **service.counts, events_applied=st.events_applied if st else 0,
                           items_applied=st.items_applied if st else 0, last_event_seq=st.last_event_seq if st else 0,
                           rate_limit_storage_failures=limits.storage_failures)
+
+    @app.get("/v1/policies/{scenario}", dependencies=[Depends(need("admin"))], tags=["admin"],
+             responses={**limited, 404: {"model": ErrorBody}})
+    async def policy_state(scenario: Annotated[str, PathParam(max_length=64, pattern=ID_PATTERN)]):
+        """The scenario's learning mix policy: per arm its pulls, reward, mean reward, posterior mean
+        and (context-free policies) its probability now; the learner's attribution counts."""
+        eng = engine()
+        got = await eng.run("call", lambda e: e.policy_summary(scenario))
+        if got is None:
+            learning = await eng.run("call", lambda e: sorted(e.learners))
+            return _error(404, "no_learning_policy", f"scenario {scenario!r} has no learning mix policy",
+                          f"scenarios with one: {learning}" if learning else
+                          'declare [policy] name = "thompson" (or linucb, lin_ts) in the scenario file')
+        return got
 
     @app.post("/v1/admin/reload", response_model=ModelInfo, dependencies=[Depends(need("admin"))], tags=["admin"],
               responses=limited)

@@ -203,6 +203,9 @@ class Engine:
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self.ready = False
+        #: scenario → the learner of its learning mix policy (see shoprec.online.learner)
+        self.learners: dict[str, Any] = self._make_learners(rec)
+        self._expired_at = time.monotonic()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -211,10 +214,51 @@ class Engine:
             n_items, n_events = self.replay(self.rec, self.state, self.trained_through_seq,
                                             self.trained_through_item_seq)
             log.info("replayed %d item changes and %d events from %s", n_items, n_events, self.store.url)
+            for scenario, learner in self.learners.items():
+                got = learner.rebuild(self.store)
+                log.info("policy of %s rebuilt from %d impressions and %d events", scenario,
+                         got["impressions"], got["events"])
         self.warm_up(self.rec)
         self._thread = threading.Thread(target=self._run, name="shoprec-engine", daemon=True)
         self._thread.start()
         self.ready = True
+
+    @staticmethod
+    def _make_learners(rec: Recommender, old: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A learner per scenario whose mix policy learns; a previous learner keeps its state when the
+        new model's policy has the same arms and settings."""
+        out: dict[str, Any] = {}
+        for scenario, pipe in rec.pipelines.items():
+            policy = pipe.policy_
+            if not getattr(policy, "learns", False):
+                continue
+            prev = (old or {}).get(scenario)
+            if prev is not None and prev.adopt(policy):
+                prev.reward = pipe.config.reward
+                out[scenario] = prev
+                continue
+            from ..online.learner import PolicyLearner
+
+            out[scenario] = PolicyLearner(scenario, policy, pipe.config.reward)
+        return out
+
+    def learn_answers(self, records: Sequence[Any]) -> int:
+        """Answers (this worker's, or another's from the bus) into the learners (engine thread)."""
+        n = 0
+        for learner in self.learners.values():
+            n += learner.answers(records)
+        return n
+
+    def policy_summary(self, scenario: str) -> dict[str, Any] | None:
+        """The scenario's policy as ``GET /v1/policies/{scenario}`` shows it (engine thread)."""
+        learner = self.learners.get(scenario)
+        if learner is None:
+            return None
+        policy = learner.policy
+        probs = None
+        if getattr(policy, "context_free", False):
+            probs = policy.probabilities_now()
+        return learner.summary(probs)
 
     @staticmethod
     def warm_up(rec: Recommender) -> None:
@@ -345,6 +389,9 @@ class Engine:
             self.on_batch(scenario, len(group), seconds)
         settle([(t, res, None) for t, (res, _) in zip(group, results)])
         impressions = [imp for _, imp in results]
+        learner = self.learners.get(scenario)
+        if learner is not None:
+            learner.answers(impressions)
         if self.on_impressions is not None:
             self.on_impressions(impressions)
 
@@ -416,6 +463,13 @@ class Engine:
         if not fresh:
             return {"applied": 0, "unknown_items": 0}
         res = self._observe(rec, state, fresh)
+        if state is self.state:
+            for learner in self.learners.values():
+                learner.events(fresh)
+            if time.monotonic() - self._expired_at > 60:
+                self._expired_at = time.monotonic()
+                for learner in self.learners.values():
+                    learner.expire()
         self.stats.events_applied += len(fresh)
         self.stats.last_event_seq = max([self.stats.last_event_seq] + [e.seq for e in fresh])
         return res
@@ -480,6 +534,11 @@ class Engine:
                     engine._observe(rec, prepared.scratch, gap)
                     engine._applied_seqs.update(e.seq for e in gap)
             meta = prepared.manifest.get("meta", {})
+            learners = engine._make_learners(rec, engine.learners)
+            for scenario, learner in learners.items():
+                if learner is not engine.learners.get(scenario) and engine.store is not None:
+                    learner.rebuild(engine.store)
+            engine.learners = learners
             engine.rec = rec
             engine.version = prepared.manifest["version"]
             engine.trained_through_seq = int(meta.get("trained_through_seq", 0))
