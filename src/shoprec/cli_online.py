@@ -121,3 +121,77 @@ def rewards(
         else:
             frame.to_csv(out, index=False)
         _plain(f"wrote {len(frame):,} answers to {out}")
+
+
+policy_app = typer.Typer(no_args_is_help=True, help="The learning mix policies: what they have learned.")
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("show")
+def policy_show(
+    scenario: Annotated[str, typer.Argument(help="The scenario whose [policy] to show.")],
+    server: Annotated[Optional[str], typer.Option("--server", help="A running service (http://HOST:PORT): "
+                                                  "its live policy, through GET /v1/policies/SCENARIO.")] = None,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="SHOPREC_API_KEY",
+                                                   help="The service's API key (with --server).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="A trained model (folder), with --store: "
+                                                  "the policy rebuilt from the store's logs, offline.")] = None,
+    store: Annotated[Optional[str], typer.Option("--store", help="The event store the service logs to.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the JSON instead of a table.")] = False,
+) -> None:
+    """Arms, pulls, rewards and posterior means of a scenario's learning mix policy."""
+    if server is not None:
+        import httpx
+
+        try:
+            r = httpx.get(f"{server.rstrip('/')}/v1/policies/{scenario}", headers={"X-API-Key": api_key or ""},
+                          timeout=30)
+        except httpx.HTTPError as e:
+            _error(f"cannot reach {server}: {e}")
+            raise typer.Exit(2) from None
+        if r.status_code != 200:
+            err = r.json().get("error", {}) if r.headers.get("content-type", "").startswith("application/json") else {}
+            _error(f"{server}: {r.status_code} {err.get('message', r.text[:200])}"
+                   + (f" ({err['hint']})" if err.get("hint") else ""))
+            raise typer.Exit(2)
+        body = r.json()
+    elif model is not None and store is not None:
+        from .online.learner import PolicyLearner
+        from .scenarios import Recommender
+        from .service.app import resolve_model
+        from .service.store import open_store
+
+        try:
+            rec = Recommender.load(resolve_model(model))
+        except (FileNotFoundError, ValueError) as e:
+            _error(e)
+            raise typer.Exit(2) from None
+        pipe = rec.pipelines.get(scenario)
+        if pipe is None or not getattr(pipe.policy_, "learns", False):
+            have = sorted(s for s, p in rec.pipelines.items() if getattr(p.policy_, "learns", False))
+            _error(f"{model}: scenario {scenario!r} has no learning mix policy (scenarios with one: {have})")
+            raise typer.Exit(2)
+        learner = PolicyLearner(scenario, pipe.policy_, pipe.config.reward)
+        with open_store(store) as st:
+            learner.rebuild(st)
+        probs = pipe.policy_.probabilities_now() if getattr(pipe.policy_, "context_free", False) else None
+        body = learner.summary(probs)
+    else:
+        _error("give --server URL (a running service), or --model PATH and --store URL")
+        raise typer.Exit(2)
+    if json_out:
+        console.print_json(json.dumps(body))
+        return
+    t = Table(title=f"{body['scenario']}: policy {body['policy']}")
+    for col in ("arm", "pulls", "reward", "mean reward", "posterior mean", "probability now"):
+        t.add_column(col, justify="left" if col == "arm" else "right")
+    for a in body["arms"]:
+        mean = a.get("mean_reward")
+        t.add_row(a["arm"], f"{a['pulls']:,}", f"{a['reward']:.2f}", "–" if mean is None else f"{mean:.4f}",
+                  f"{a['posterior_mean']:.4f}", f"{a['probability']:.3f}" if "probability" in a else "per request")
+    console.print(t)
+    c = body["counts"]
+    _plain(f"{c['answers']:,} answers, {c['events_rewarded']:,} rewarded events ({c['by_request']:,} by request, "
+           f"{c['by_session']:,} by session, {c['by_user']:,} by user); not attributed: {c['unknown_request']:,} "
+           f"unknown requests, {c['not_shown']:,} items not shown, {c['outside_window']:,} outside the window, "
+           f"{c['no_answer']:,} with no answer; {body['pending_answers']:,} answers inside the reward window")

@@ -103,3 +103,25 @@ def test_posted_rewards_shift_traffic_and_survive_kill_9(policy_models, tmp_path
         assert body["rebuilt_from"]["impressions"] == ROUNDS * PER_ROUND
         r = httpx.get(f"{srv.url}/v1/policies/cart", headers={"X-API-Key": API_KEY}, timeout=10)
         assert r.status_code == 404 and r.json()["error"]["code"] == "no_learning_policy"
+
+
+def test_policy_show_offline_and_against_the_server(policy_models, tmp_path):
+    from typer.testing import CliRunner
+
+    from shoprec.cli import app
+
+    store = tmp_path / "events.db"
+    runner = CliRunner()
+    with ServerProcess(policy_models, store, log=tmp_path / "server.log") as srv:
+        r = httpx.post(f"{srv.url}/v1/recommendations/home", headers={"X-API-Key": PUBLIC_KEY}, json={"k": 3})
+        arms_of(store, [r.json()["request_id"]])
+        got = runner.invoke(app, ["policy", "show", "home", "--server", srv.url, "--api-key", API_KEY])
+        assert got.exit_code == 0, got.output
+        assert "pop" in got.output and "knn" in got.output and "1 answers" in got.output
+        bad = runner.invoke(app, ["policy", "show", "home", "--server", srv.url, "--api-key", "wrong"])
+        assert bad.exit_code == 2 and "401" in bad.output
+    got = runner.invoke(app, ["policy", "show", "home", "--model", str(policy_models), "--store", f"sqlite:///{store}"])
+    assert got.exit_code == 0, got.output
+    assert "1 answers" in got.output
+    got = runner.invoke(app, ["policy", "show", "cart", "--model", str(policy_models), "--store", f"sqlite:///{store}"])
+    assert got.exit_code == 2 and "no learning mix policy" in got.output
