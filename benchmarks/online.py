@@ -1,4 +1,5 @@
-"""The online loop measured: off-policy evaluation on the Open Bandit Dataset (``--parts ope``).
+"""The online loop measured: off-policy evaluation on the Open Bandit Dataset (``--parts ope``) and
+what a learning policy adds to a request (``--parts cost``).
 
     python benchmarks/online.py --parts ope                          # shoprec only
     python benchmarks/online.py --parts ope --obp-python /tmp/obpvenv/bin/python --write
@@ -26,7 +27,7 @@ from machine import CoreShare  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = ROOT.parent / "shared" / "data"
-PARTS = ("ope",)
+PARTS = ("ope", "cost")
 
 
 def machine() -> dict:
@@ -57,6 +58,13 @@ def main() -> None:
                     res = online_ope.ope(args.data / "open-bandit", runs=args.runs, obp_python=args.obp_python)
                 res.update(date=str(date.today()), machine=machine(), other_cores=share.other_cores)
                 print("\n".join(online_ope.table_lines(res)))
+            elif part == "cost":
+                import online_cost
+
+                with CoreShare() as share:
+                    res = online_cost.cost()
+                res.update(date=str(date.today()), machine=machine(), other_cores=share.other_cores)
+                print("\n".join(online_cost.table_lines(res)))
             RESULTS.mkdir(parents=True, exist_ok=True)
             (RESULTS / f"online-{part}.json").write_text(json.dumps(res, indent=1))
             print(f"wrote {RESULTS / f'online-{part}.json'}")

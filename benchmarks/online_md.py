@@ -13,13 +13,22 @@ def online_lines() -> list[str]:
     p = RESULTS / "online-ope.json"
     if p.exists():
         lines += ope_lines(json.loads(p.read_text()))
-    for part in ("sim", "ab", "cost"):
-        q = RESULTS / f"online-{part}.json"
-        if q.exists():
-            import online_parts_md
-
-            lines += getattr(online_parts_md, f"{part}_lines")(json.loads(q.read_text()))
+    q = RESULTS / "online-cost.json"
+    if q.exists():
+        lines += cost_lines(json.loads(q.read_text()))
     return lines
+
+
+def cost_lines(res: dict) -> list[str]:
+    from online_cost import table_lines
+
+    m = res["machine"]
+    first = res["protocol"].split("\n\n")[0].strip()
+    body = " ".join(x.strip() for x in res["protocol"].split("\n")[2:] if x.strip())
+    return ["### What a learning policy adds to a request", "",
+            f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}.",
+            "Reproduce: `python benchmarks/online.py --parts cost --write`.", "", body, "",
+            *table_lines(res), ""]
 
 
 def ope_lines(res: dict) -> list[str]:

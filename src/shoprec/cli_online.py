@@ -174,7 +174,7 @@ def policy_show(
         learner = PolicyLearner(scenario, pipe.policy_, pipe.config.reward)
         with open_store(store) as st:
             learner.rebuild(st)
-        probs = pipe.policy_.probabilities_now() if getattr(pipe.policy_, "context_free", False) else None
+        probs = pipe.policy_.posterior_probabilities() if getattr(pipe.policy_, "context_free", False) else None
         body = learner.summary(probs)
     else:
         _error("give --server URL (a running service), or --model PATH and --store URL")

@@ -70,7 +70,7 @@ def simulate(policy, means, rounds=60, batch=100, seed=12345):
 
 @pytest.mark.parametrize("reward", ["beta", "gaussian"])
 def test_thompson_converges_to_the_better_arm(reward):
-    pol = ThompsonPolicy(arms=ARMS, reward=reward, explore=0.02, prior_sd=0.5)
+    pol = ThompsonPolicy(arms=ARMS, reward=reward, explore=0.02, prior_sd=0.5, refresh_seconds=0)
     shares = simulate(pol, [0.05, 0.10])
     assert np.mean(shares[-10:]) > 0.9
     summary = {s["arm"]: s for s in pol.summary()}
@@ -124,3 +124,18 @@ def test_bad_arms_are_a_config_error():
            "policy": {"name": "thompson", "params": {"arms": {"a": {"nope": 1.0}}}}}
     with pytest.raises(ConfigError, match="names strategies the scenario does not have"):
         scenario_from_dict(raw)
+
+
+def test_thompson_probabilities_refresh_at_most_every_refresh_seconds():
+    pol = ThompsonPolicy(arms=ARMS, refresh_seconds=3600)
+    before = pol.probabilities_now().copy()
+    pol.update(MixFeedback(np.zeros(50, np.int32), np.ones(50)))      # arm 0 wins everything
+    # still the probabilities in force (and the choices are drawn from, and logged with, them) …
+    np.testing.assert_allclose(pol.probabilities_now(), before)
+    ch = pol.choose(_ctx(400))
+    np.testing.assert_allclose(ch.propensity, before[ch.arm])
+    # … while the posterior has moved; with refresh_seconds = 0 the next choice uses it
+    assert pol.posterior_probabilities()[0] > 0.9
+    fresh = ThompsonPolicy(arms=ARMS, refresh_seconds=0)
+    fresh.set_state({k: v for k, v in pol.state().items() if k != "probabilities"})
+    assert fresh.probabilities_now()[0] > 0.9

@@ -257,7 +257,7 @@ class Engine:
         policy = learner.policy
         probs = None
         if getattr(policy, "context_free", False):
-            probs = policy.probabilities_now()
+            probs = policy.posterior_probabilities()
         return learner.summary(probs)
 
     @staticmethod
