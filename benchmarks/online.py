@@ -27,7 +27,7 @@ from machine import CoreShare  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = ROOT.parent / "shared" / "data"
-PARTS = ("ope", "cost")
+PARTS = ("ope", "cost", "sim")
 
 
 def machine() -> dict:
@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
     ap.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     ap.add_argument("--runs", type=int, default=30, help="bootstrap runs of the OPE protocol")
+    ap.add_argument("--impressions", type=int, default=50_000, help="per simulated policy run")
     ap.add_argument("--obp-python", help="an interpreter with obp installed, to run obp on the same rows")
     add_write_options(ap)
     args = ap.parse_args()
@@ -58,6 +59,13 @@ def main() -> None:
                     res = online_ope.ope(args.data / "open-bandit", runs=args.runs, obp_python=args.obp_python)
                 res.update(date=str(date.today()), machine=machine(), other_cores=share.other_cores)
                 print("\n".join(online_ope.table_lines(res)))
+            elif part == "sim":
+                import online_sim
+
+                with CoreShare() as share:
+                    res = online_sim.sim(impressions=args.impressions)
+                res.update(date=str(date.today()), machine=machine(), other_cores=share.other_cores)
+                print("\n".join(online_sim.table_lines(res)))
             elif part == "cost":
                 import online_cost
 

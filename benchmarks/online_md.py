@@ -13,17 +13,31 @@ def online_lines() -> list[str]:
     p = RESULTS / "online-ope.json"
     if p.exists():
         lines += ope_lines(json.loads(p.read_text()))
+    q = RESULTS / "online-sim.json"
+    if q.exists():
+        lines += sim_lines(json.loads(q.read_text()))
     q = RESULTS / "online-cost.json"
     if q.exists():
         lines += cost_lines(json.loads(q.read_text()))
     return lines
 
 
+def sim_lines(res: dict) -> list[str]:
+    from online_sim import table_lines
+
+    m = res["machine"]
+    body = " ".join(x.strip() for x in res["protocol"].split("\n")[2:] if x.strip())
+    return ["### Bandits over the home page's mix, in the shop simulator", "",
+            f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}; "
+            f"{res['impressions']:,} impressions per run, {res['visitors']:,} simulated customers.",
+            "Reproduce: `python benchmarks/online.py --parts sim --write`. The visitors and the choice model are "
+            "described in `src/shoprec/online/simulator.py`.", "", body, "", *table_lines(res), ""]
+
+
 def cost_lines(res: dict) -> list[str]:
     from online_cost import table_lines
 
     m = res["machine"]
-    first = res["protocol"].split("\n\n")[0].strip()
     body = " ".join(x.strip() for x in res["protocol"].split("\n")[2:] if x.strip())
     return ["### What a learning policy adds to a request", "",
             f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}.",

@@ -1,0 +1,160 @@
+"""A shop simulator: visitors from real data see the engine's real answers and click, cart and buy.
+
+The simulated visitor and the choice model (stated, seeded, and kept apart from the policies they
+test):
+
+* **Who visits**: a known customer of the training period, drawn uniformly; what they want is what
+  they really bought after the temporal cut (``EvalTask.relevant`` of a temporal split of the shop's
+  own events).
+* **What they see**: the scenario's answer for them from the same in-process
+  :class:`~shoprec.scenarios.engine.Recommender` the service runs, with the mix policy under test
+  choosing the arm.
+* **Choice model** (position-based click model): the item at position ``p`` is examined with
+  probability ``p ** -eta`` and clicked, once examined, with probability ``click_wanted`` if the visitor
+  wants it, else ``click_other``. A click leads to an add-to-cart with probability ``cart_rate`` and a
+  cart to a purchase with ``buy_rate``; the defaults are RetailRocket's funnel (view → add-to-cart
+  263 / 9,076, add-to-cart → transaction 46 / 263 in ``../shared/data/retailrocket-sample``), and
+  :func:`funnel_rates` computes them from any event table.
+* **Drift on demand**: from impression ``drift_at`` on, every visitor also wants ``drift_items`` (e.g.
+  the items a category or a sale made popular).
+
+Each answer's reward is the scenario's ``[reward]`` (best behaviour per shown item, summed over the
+answer) and is fed to the policy at once (``MixFeedback``: a pull and its reward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..scenarios.config import RewardConfig
+from ..scenarios.stages import MixFeedback
+
+__all__ = ["ChoiceModel", "ShopSimulator", "funnel_rates"]
+
+
+def funnel_rates(events: pd.DataFrame, behaviour: str = "event") -> tuple[float, float]:
+    """(add-to-cart per view, purchase per add-to-cart) of an event table (RetailRocket's names
+    ``view``, ``addtocart``, ``transaction`` or shoprec's)."""
+    names = events[behaviour].astype(str).str.lower()
+    views = int(names.isin(["view", "pv"]).sum())
+    carts = int(names.isin(["addtocart", "add_to_cart", "cart"]).sum())
+    buys = int(names.isin(["transaction", "purchase", "buy"]).sum())
+    if not views or not carts:
+        raise ValueError("the events need views and add-to-carts to give a funnel")
+    return carts / views, buys / carts
+
+
+@dataclass(frozen=True)
+class ChoiceModel:
+    """The simulated visitor's choices (module docstring)."""
+
+    eta: float = 1.0
+    click_wanted: float = 0.3
+    click_other: float = 0.01
+    cart_rate: float = 263 / 9076
+    buy_rate: float = 46 / 263
+
+
+@dataclass
+class SimRun:
+    """One policy's run: the reward of every answer, in order, its arm, and the arms' names."""
+
+    policy: str
+    reward: np.ndarray
+    arm: np.ndarray
+    arms: tuple[str, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def curve(self, every: int = 1000) -> dict[str, list[float]]:
+        c = np.cumsum(self.reward)
+        idx = np.arange(every, len(c) + 1, every)
+        return {"impressions": idx.tolist(), "cumulative_reward": c[idx - 1].tolist()}
+
+
+class ShopSimulator:
+    """Runs a scenario of ``rec`` against simulated visitors (module docstring).
+
+    ``task``: a temporal split of the shop's events whose ``train`` the Recommender was fitted on;
+    its queries are the visitors and ``relevant`` what each wants."""
+
+    def __init__(self, rec: Any, scenario: str, task: Any, choice: ChoiceModel | None = None,
+                 reward: RewardConfig | None = None, seed: int = 0) -> None:
+        self.rec = rec
+        self.scenario = scenario
+        self.pipe = rec.pipelines[scenario]
+        self.choice = choice or ChoiceModel()
+        self.reward = reward or self.pipe.config.reward
+        self.seed = seed
+        users = np.asarray(task.queries.user_idx)
+        keep = users >= 0
+        self.users = users[keep]
+        self.wanted = sp.csr_matrix(task.relevant)[np.flatnonzero(keep)]
+        self.user_ids = [str(u) for u in task.train.users.to_external(self.users)]
+
+    def run(self, policy: Any, impressions: int = 50_000, batch: int = 100, drift_at: int | None = None,
+            drift_items: np.ndarray | None = None, label: str | None = None) -> SimRun:
+        """Serve ``impressions`` answers in batches with ``policy`` as the scenario's mix policy.
+        The visitor sequence and their choices' random numbers depend only on ``seed``, so every
+        policy meets the same visitors (paired comparison)."""
+        pipe = self.pipe
+        old = pipe.policy_
+        policy.bind(pipe.env_)
+        pipe.policy_ = policy
+        rng = np.random.default_rng(self.seed)
+        k = pipe.config.k
+        c = self.choice
+        examine = np.arange(1, k + 1, dtype=np.float64) ** -c.eta
+        w_click, w_cart, w_buy = self.reward.click, self.reward.cart, self.reward.purchase
+        drift = np.zeros(self.rec.data_.n_items, bool)
+        if drift_items is not None:
+            drift[np.asarray(drift_items, np.int64)] = True
+        rewards = np.zeros(impressions)
+        arms = np.zeros(impressions, np.int32)
+        names: tuple[str, ...] = ()
+        try:
+            for lo in range(0, impressions, batch):
+                n = min(batch, impressions - lo)
+                rows = rng.integers(0, len(self.users), n)
+                u = rng.random((n, k, 4))            # examine, click, cart, buy: drawn whatever the policy
+                resp = self.rec.recommend_raw(self.scenario, [{"user_id": self.user_ids[r]} for r in rows])
+                items = np.full((n, k), -1, np.int64)
+                for i, rsp in enumerate(resp):
+                    ids = [it["item_id"] for it in rsp["items"]][:k]
+                    if ids:
+                        items[i, :len(ids)] = self.rec.data_.items.to_index(ids, missing=-1)
+                valid = items >= 0
+                safe = np.where(valid, items, 0)
+                want = np.asarray(self.wanted[np.repeat(rows, k), safe.ravel()]).reshape(n, k) > 0
+                if drift_items is not None and lo >= (drift_at or 0):
+                    want |= drift[safe]
+                want &= valid
+                p_click = np.where(want, c.click_wanted, c.click_other) * valid
+                clicked = (u[..., 0] < examine) & (u[..., 1] < p_click)
+                carted = clicked & (u[..., 2] < c.cart_rate)
+                bought = carted & (u[..., 3] < c.buy_rate)
+                per_item = np.where(bought, max(w_buy, w_cart, w_click),
+                                    np.where(carted, max(w_cart, w_click), np.where(clicked, w_click, 0.0)))
+                r = per_item.sum(1)
+                arm = np.array([names_index(rsp, policy) for rsp in resp], np.int32)
+                names = tuple(policy.arms(pipe.labels[:len(pipe.specs_)], pipe.weights_)[0])
+                feats = None
+                if any("features" in (rsp.get("policy") or {}) for rsp in resp):
+                    feats = np.array([rsp["policy"]["features"] for rsp in resp], np.float64)
+                policy.update(MixFeedback(arm, r, features=feats))
+                rewards[lo:lo + n] = r
+                arms[lo:lo + n] = arm
+        finally:
+            pipe.policy_ = old
+        return SimRun(label or policy.name, rewards, arms, names)
+
+
+def names_index(resp: dict, policy: Any) -> int:
+    """The index of the arm an answer was given with, among the policy's arms."""
+    arm = (resp.get("policy") or {}).get("arm")
+    names = list(getattr(policy, "arm_names", None) or getattr(policy.config, "arms", {}) or ["static"])
+    return names.index(arm) if arm in names else 0

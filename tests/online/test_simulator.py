@@ -1,0 +1,72 @@
+"""The shop simulator on a tiny shop whose answers are known: the visitors want exactly what the
+popularity arm shows, every shown item is examined and a wanted one is always clicked."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from shoprec.evaluation.splits import EvalTask
+from shoprec.online.simulator import ChoiceModel, ShopSimulator, funnel_rates
+from shoprec.scenarios import Recommender
+from shoprec.scenarios.config import scenario_from_dict
+from shoprec.scenarios.stages import make_stage
+from shoprec.strategies import Queries
+from shoprec.testing import tiny_shop
+
+K = 3
+ARMS = {"pop": {"pop": 1.0}, "knn": {"item_knn": 1.0}}
+
+
+@pytest.fixture(scope="module")
+def world():
+    data = tiny_shop()
+    cfg = scenario_from_dict({"scenario": {"name": "home", "k": K},
+                              "strategies": [{"label": "pop", "name": "popularity"}, {"name": "item_knn"}],
+                              "fusion": {"method": "weighted"}, "rules": {"exclude_history": "none"}}, "test")
+    rec = Recommender([cfg]).fit(data)
+    users = np.arange(data.n_users, dtype=np.int32)
+    # every visitor wants the K items popularity ranks first (what the "pop" arm shows everyone)
+    top = rec.pipelines["home"].models_[0].recommend(Queries.for_users(np.array([-1], np.int32)), K).item_idx[0]
+    wanted = sp.csr_matrix((np.ones(len(users) * K), (np.repeat(users, K), np.tile(top, len(users)))),
+                           shape=(len(users), data.n_items))
+    task = EvalTask("tiny", data, Queries.for_users(users), wanted, None, "test")
+    return rec, task
+
+
+CERTAIN = ChoiceModel(eta=0.0, click_wanted=1.0, click_other=0.0, cart_rate=0.0, buy_rate=0.0)
+
+
+def test_known_reward_of_a_fixed_arm(world):
+    rec, task = world
+    sim = ShopSimulator(rec, "home", task, choice=CERTAIN, seed=0)
+    run = sim.run(make_stage("mix_policy", {"name": "uniform", "params": {"arms": {"pop": ARMS["pop"]}}}),
+                  impressions=300, batch=50)
+    # K wanted items shown and clicked in every answer, click weight .1
+    np.testing.assert_allclose(run.reward, 0.1 * K)
+    assert run.curve(100)["cumulative_reward"] == pytest.approx([100 * K * 0.1 * i for i in (1, 2, 3)])
+
+
+def test_thompson_finds_the_arm_visitors_want_and_drift_changes_it(world):
+    rec, task = world
+    sim = ShopSimulator(rec, "home", task, choice=CERTAIN, seed=0)
+    pol = make_stage("mix_policy", {"name": "thompson", "params": {"arms": ARMS, "refresh_seconds": 0,
+                                                                   "reward": "gaussian", "prior_sd": 0.1}})
+    run = sim.run(pol, impressions=2000, batch=50)
+    assert (run.arm[-500:] == 0).mean() > 0.9
+    # the same visitors and random numbers: a fixed knn arm earns less
+    knn = sim.run(make_stage("mix_policy", {"name": "uniform", "params": {"arms": {"knn": ARMS["knn"]}}}),
+                  impressions=2000, batch=50)
+    assert run.reward.sum() > knn.reward.sum()
+    # drift: every visitor also wants all items from impression 1000 on: every arm earns .1·K after it
+    both = sim.run(make_stage("mix_policy", {"name": "uniform", "params": {"arms": {"knn": ARMS["knn"]}}}),
+                   impressions=2000, batch=50, drift_at=1000, drift_items=np.arange(rec.data_.n_items))
+    np.testing.assert_allclose(both.reward[1000:], 0.1 * K)
+
+
+def test_funnel_rates():
+    import pandas as pd
+
+    ev = pd.DataFrame({"event": ["view"] * 8 + ["addtocart"] * 2 + ["transaction"]})
+    assert funnel_rates(ev) == (2 / 8, 1 / 2)
+    with pytest.raises(ValueError, match="views and add-to-carts"):
+        funnel_rates(pd.DataFrame({"event": ["view"]}))
