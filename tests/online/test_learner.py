@@ -46,6 +46,7 @@ def test_learner_matches_the_batch_join():
     assert s["a"]["reward"] == pytest.approx(batch["r1"] + batch["r3"])
     assert learner.counts["by_request"] == 2 and learner.counts["by_session"] == 1 and learner.counts["by_user"] == 1
     assert learner.counts["not_shown"] == 1 and learner.counts["outside_window"] == 1
+    assert learner.summary()["events_waiting_for_their_answer"] == 1     # r404, until it expires
 
 
 def test_rebuild_gives_the_same_state_and_events_before_answers_wait_for_nothing():
@@ -75,3 +76,15 @@ def test_expire_and_adopt():
     fresh = ThompsonPolicy(arms=ARMS)
     assert learner.adopt(fresh) and learner.policy is fresh and fresh.pulls.sum() == 3
     assert not learner.adopt(ThompsonPolicy(arms={"only": {"ease": 1.0}}))
+
+
+def test_an_event_before_its_answer_waits_for_it():
+    """Another worker's answer can reach this one after the click it led to (both travel the bus)."""
+    learner = PolicyLearner("home", ThompsonPolicy(arms=ARMS, reward="gaussian"), CFG)
+    learner.events([ev("x", "purchase", 1100, "r1", 1, price=50, quantity=2), ev("x", "click", 1010, "zzz", 1)])
+    assert learner.counts["unknown_request"] == 0
+    learner.answers(IMPS[:1])
+    assert learner._pending["r1"].reward == pytest.approx(1.0 + 0.01 * 100)
+    learner.orphan_seconds = 0.0
+    learner.expire(now=0)
+    assert learner.counts["unknown_request"] == 1

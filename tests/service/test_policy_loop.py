@@ -125,3 +125,44 @@ def test_policy_show_offline_and_against_the_server(policy_models, tmp_path):
     assert "1 answers" in got.output
     got = runner.invoke(app, ["policy", "show", "cart", "--model", str(policy_models), "--store", f"sqlite:///{store}"])
     assert got.exit_code == 2 and "no learning mix policy" in got.output
+
+
+def test_two_workers_count_every_answer_and_reward(policy_models, tmp_path):
+    """--workers 2 with the Redis state bus: whichever worker answered and whichever took the events,
+    both workers' policies hold the same pulls and rewards."""
+    from .conftest import REDIS_URL, require_redis
+
+    require_redis()
+    store = tmp_path / "events.db"
+    srv = ServerProcess(policy_models, store, log=tmp_path / "server.log",
+                        extra_args=("--workers", "2", "--state-bus", REDIS_URL))
+    srv.start(timeout=120)
+    try:
+        pub = {"X-API-Key": PUBLIC_KEY}
+        answers = []
+        for i in range(40):
+            with httpx.Client() as c:                      # a new connection each: both workers answer
+                r = c.post(f"{srv.url}/v1/recommendations/home", headers=pub, json={"session_id": f"w{i}", "k": 5},
+                           timeout=10)
+            assert r.status_code == 200, r.text
+            answers.append(r.json())
+        arms = arms_of(store, [a["request_id"] for a in answers])
+        events = [{"item_id": a["items"][0]["item_id"], "behaviour": "purchase", "request_id": a["request_id"],
+                   "position": 1, "session_id": "buyer"} for a, arm in zip(answers, arms) if arm == "pop" and a["items"]]
+        for e in events:                                   # spread over both workers too
+            with httpx.Client() as c:
+                assert c.post(f"{srv.url}/v1/events", headers=pub, json={"events": [e]}, timeout=10).status_code == 200
+        seen = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with httpx.Client() as c:
+                body = c.get(f"{srv.url}/v1/policies/home", headers={"X-API-Key": API_KEY}, timeout=10).json()
+            arms_now = {a["arm"]: a for a in body["arms"]}
+            seen[body["pid"]] = (sum(a["pulls"] for a in arms_now.values()), arms_now["pop"]["reward"])
+            if len(seen) == 2 and all(v == (40, float(len(events))) for v in seen.values()):
+                break
+            time.sleep(0.1)
+        assert len(seen) == 2, f"only one worker answered: {seen}"
+        assert all(v == (40, float(len(events))) for v in seen.values()), seen
+    finally:
+        srv.stop()

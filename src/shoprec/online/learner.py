@@ -55,6 +55,11 @@ class PolicyLearner:
         self._pending: OrderedDict[str, _Answer] = OrderedDict()
         self._by_session: dict[tuple[str, str], str] = {}
         self._by_user: dict[tuple[str, str], str] = {}
+        #: events naming a request not registered yet (another worker's answer still on the bus),
+        #: kept ``orphan_seconds`` and then counted as unknown requests
+        self._orphans: OrderedDict[str, list[tuple[float, dict]]] = OrderedDict()
+        self.orphan_seconds = 60.0
+        self.max_orphans = 100_000
         self.counts = {"answers": 0, "answers_unknown_arm": 0, "answers_without_propensity": 0,
                        "events_rewarded": 0, "by_request": 0, "by_session": 0, "by_user": 0,
                        "unknown_request": 0, "not_shown": 0, "outside_window": 0, "no_answer": 0}
@@ -96,6 +101,10 @@ class PolicyLearner:
             self._feed(np.asarray(arms), np.zeros(len(arms)), np.ones(len(arms)), np.zeros(len(arms)), feats)
         while len(self._pending) > self.max_pending:
             self._drop(next(iter(self._pending)))
+        if self._orphans:
+            waiting = [e for rid in list(self._orphans) if rid in self._pending for _, e in self._orphans.pop(rid)]
+            if waiting:
+                self.events(waiting)
         return len(arms)
 
     def _feed(self, arm, delta, pull, prev, feats) -> None:
@@ -121,7 +130,11 @@ class PolicyLearner:
             if rid is not None:
                 ans = self._pending.get(rid)
                 if ans is None:
-                    self.counts["unknown_request"] += 1   # not this scenario's, too old, or never logged
+                    # not this scenario's, too old, never logged, or not here yet: kept for a while
+                    self._orphans.setdefault(rid, []).append((time.monotonic(), e))
+                    if len(self._orphans) > self.max_orphans:
+                        self._orphans.popitem(last=False)
+                        self.counts["unknown_request"] += 1
                     continue
                 if pos is not None:
                     pos = int(pos)
@@ -189,6 +202,13 @@ class PolicyLearner:
 
     def expire(self, now: float | None = None) -> int:
         """Forget answers older than the reward window (their rewards are final); returns how many."""
+        mono = time.monotonic()
+        while self._orphans:
+            rid, evs = next(iter(self._orphans.items()))
+            if mono - evs[0][0] < self.orphan_seconds:
+                break
+            self._orphans.popitem(last=False)
+            self.counts["unknown_request"] += len(evs)
         now = time.time() if now is None else now
         cut = now - self.reward.window_seconds - SLACK_SECONDS
         old = [rid for rid, a in self._pending.items() if a.created_at < cut]
@@ -203,6 +223,7 @@ class PolicyLearner:
         self._pending.clear()
         self._by_session.clear()
         self._by_user.clear()
+        self._orphans.clear()
         for k in self.counts:
             self.counts[k] = 0
         n_imp = n_ev = 0
@@ -212,6 +233,9 @@ class PolicyLearner:
         for batch in store.iter_events():
             n_ev += len(batch)
             self.events(batch)
+        # what still names no answer after the whole log never will
+        self.counts["unknown_request"] += sum(len(v) for v in self._orphans.values())
+        self._orphans.clear()
         self.expire(now)
         self.rebuilt_from = {"impressions": n_imp, "events": n_ev}
         return self.rebuilt_from
@@ -234,4 +258,5 @@ class PolicyLearner:
                 a["probability"] = p
         return {"scenario": self.scenario, "policy": self.policy.name, "arms": arms,
                 "pending_answers": len(self._pending), "counts": dict(self.counts),
+                "events_waiting_for_their_answer": sum(len(v) for v in self._orphans.values()),
                 "reward": self.reward.model_dump(), "rebuilt_from": self.rebuilt_from}

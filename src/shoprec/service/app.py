@@ -772,7 +772,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             return _error(404, "no_learning_policy", f"scenario {scenario!r} has no learning mix policy",
                           f"scenarios with one: {learning}" if learning else
                           'declare [policy] name = "thompson" (or linucb, lin_ts) in the scenario file')
-        return got
+        return {**got, "pid": os.getpid()}
 
     @app.post("/v1/admin/reload", response_model=ModelInfo, dependencies=[Depends(need("admin"))], tags=["admin"],
               responses=limited)
