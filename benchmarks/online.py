@@ -27,7 +27,7 @@ from machine import CoreShare  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = ROOT.parent / "shared" / "data"
-PARTS = ("ope", "cost", "sim")
+PARTS = ("ope", "cost", "sim", "ab")
 
 
 def machine() -> dict:
@@ -66,6 +66,13 @@ def main() -> None:
                     res = online_sim.sim(impressions=args.impressions)
                 res.update(date=str(date.today()), machine=machine(), other_cores=share.other_cores)
                 print("\n".join(online_sim.table_lines(res)))
+            elif part == "ab":
+                import online_ab
+
+                with CoreShare() as share:
+                    res = online_ab.ab()
+                res.update(date=str(date.today()), machine=machine(), other_cores=share.other_cores)
+                print("\n".join(online_ab.table_lines(res)))
             elif part == "cost":
                 import online_cost
 

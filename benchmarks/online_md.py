@@ -16,6 +16,9 @@ def online_lines() -> list[str]:
     q = RESULTS / "online-sim.json"
     if q.exists():
         lines += sim_lines(json.loads(q.read_text()))
+    q = RESULTS / "online-ab.json"
+    if q.exists():
+        lines += ab_lines(json.loads(q.read_text()))
     q = RESULTS / "online-cost.json"
     if q.exists():
         lines += cost_lines(json.loads(q.read_text()))
@@ -32,6 +35,16 @@ def sim_lines(res: dict) -> list[str]:
             f"{res['impressions']:,} impressions per run, {res['visitors']:,} simulated customers.",
             "Reproduce: `python benchmarks/online.py --parts sim --write`. The visitors and the choice model are "
             "described in `src/shoprec/online/simulator.py`.", "", body, "", *table_lines(res), ""]
+
+
+def ab_lines(res: dict) -> list[str]:
+    from online_ab import table_lines
+
+    m = res["machine"]
+    body = " ".join(x.strip() for x in res["protocol"].split("\n")[2:] if x.strip())
+    return ["### Sequential A/B tests on real customers", "",
+            f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}.",
+            "Reproduce: `python benchmarks/online.py --parts ab --write`.", "", body, "", *table_lines(res), ""]
 
 
 def cost_lines(res: dict) -> list[str]:
