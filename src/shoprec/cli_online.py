@@ -195,3 +195,64 @@ def policy_show(
            f"{c['by_session']:,} by session, {c['by_user']:,} by user); not attributed: {c['unknown_request']:,} "
            f"unknown requests, {c['not_shown']:,} items not shown, {c['outside_window']:,} outside the window, "
            f"{c['no_answer']:,} with no answer; {body['pending_answers']:,} answers inside the reward window")
+
+
+@app.command()
+def simulate(
+    policies: Annotated[str, typer.Option("--policies", help="Comma-separated: fixed (one run per arm), shipped, "
+                                          "uniform, thompson, linucb, lin_ts.")] = "fixed,shipped,uniform,thompson,linucb",
+    impressions: Annotated[int, typer.Option("--impressions", min=100, help="Answers per policy.")] = 20_000,
+    drift_at: Annotated[Optional[int], typer.Option("--drift-at", help="From this impression on, every visitor "
+                                                    "also wants the 30 items trending ranks first.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 2,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the reward curves as JSON.")] = None,
+) -> None:
+    """Run mix policies against simulated customers of the demo shop (see shoprec.online.simulator)."""
+    import numpy as np
+
+    from . import progress
+    from .data.adapters import load_online_retail
+    from .demo_data import DEMO_PATH
+    from .evaluation.splits import temporal_split
+    from .online.simulator import DEMO_ARMS, DEMO_SCENARIO, ShopSimulator, compare_policies, policy_specs
+    from .scenarios import Recommender
+    from .scenarios.config import scenario_from_dict
+    from .strategies import Queries
+
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    known = {"fixed", "shipped", "static", "uniform", "thompson", "linucb", "lin_ts"}
+    bad = [n for n in names if n not in known]
+    if bad:
+        _error(f"unknown policies {bad}; known: {sorted(known)}")
+        raise typer.Exit(2)
+    data, _ = load_online_retail(DEMO_PATH)
+    task = temporal_split(data, test_fraction=0.2)
+    with progress.step("fitting the simulated home page on the demo shop"):
+        rec = Recommender([scenario_from_dict(DEMO_SCENARIO, "simulated home")]).fit(task.train)
+    drift_items = None
+    if drift_at is not None:
+        top = rec.pipelines["home"].models_[2].recommend(Queries.for_users(np.array([-1], np.int32)), 30).item_idx[0]
+        drift_items = top[top >= 0]
+    sim = ShopSimulator(rec, "home", task, seed=seed)
+    specs = policy_specs(names, DEMO_ARMS)
+    runs = []
+    for label, spec in specs:
+        with progress.step(f"simulating {label}"):
+            runs += compare_policies(sim, [(label, spec)], impressions, drift_at=drift_at, drift_items=drift_items)
+    fixed = [r for r in runs if r.policy.startswith("fixed")]
+    best = max(fixed, key=lambda r: r.reward.sum()) if fixed else None
+    t = Table(title=f"{impressions:,} simulated answers per policy, seed {seed}"
+                    + (f", drift at {drift_at:,}" if drift_at is not None else ""))
+    for col in ("policy", "reward / answer", "vs best fixed arm", "arm shares"):
+        t.add_column(col, justify="left" if col in ("policy", "arm shares") else "right")
+    for r in runs:
+        shares = np.bincount(r.arm, minlength=len(r.arms)) / len(r.arm)
+        t.add_row(r.policy, f"{r.reward.mean():.5f}",
+                  f"{r.reward.sum() / best.reward.sum():.1%}" if best is not None else "–",
+                  ", ".join(f"{a} {s:.0%}" for a, s in zip(r.arms, shares)))
+    console.print(t)
+    if json_out is not None:
+        json_out.write_text(json.dumps({"seed": seed, "impressions": impressions, "drift_at": drift_at,
+                                        "runs": [{"policy": r.policy, "arms": list(r.arms), **r.curve(1000)}
+                                                 for r in runs]}, indent=1))
+        _plain(f"wrote {json_out}")

@@ -70,3 +70,21 @@ def test_funnel_rates():
     assert funnel_rates(ev) == (2 / 8, 1 / 2)
     with pytest.raises(ValueError, match="views and add-to-carts"):
         funnel_rates(pd.DataFrame({"event": ["view"]}))
+
+
+def test_cli_simulate(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from shoprec.cli import app
+
+    out = tmp_path / "sim.json"
+    r = CliRunner().invoke(app, ["simulate", "--policies", "fixed,thompson", "--impressions", "400",
+                                 "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "fixed: ease" in r.output and "thompson" in r.output
+    runs = json.loads(out.read_text())["runs"]
+    assert [x["policy"] for x in runs] == ["fixed: ease", "fixed: item_knn", "fixed: trending", "thompson"]
+    r = CliRunner().invoke(app, ["simulate", "--policies", "greedy"])
+    assert r.exit_code == 2 and "unknown policies" in r.output

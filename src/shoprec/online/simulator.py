@@ -158,3 +158,38 @@ def names_index(resp: dict, policy: Any) -> int:
     arm = (resp.get("policy") or {}).get("arm")
     names = list(getattr(policy, "arm_names", None) or getattr(policy.config, "arms", {}) or ["static"])
     return names.index(arm) if arm in names else 0
+
+
+#: the simulated home page of ``shoprec simulate`` and ``benchmarks/online.py --parts sim``
+DEMO_ARMS = {"ease": {"ease": 1.0}, "item_knn": {"item_knn": 1.0}, "trending": {"trending": 1.0}}
+DEMO_SCENARIO = {"scenario": {"name": "home", "k": 10},
+                 "strategies": [{"name": "ease"}, {"name": "item_knn"},
+                                {"label": "trending", "name": "popularity", "params": {"mode": "trending"},
+                                 "weight": 0.3}],
+                 "fusion": {"method": "weighted"}, "rules": {"exclude_history": "none"}}
+
+
+def policy_specs(names: list[str], arms: dict[str, dict[str, float]]) -> list[tuple[str, dict]]:
+    """(label, stage spec) per policy name: ``fixed`` expands to one fixed policy per arm, ``shipped``
+    is the scenario's own static mix, any other name a mix policy over ``arms``."""
+    out = []
+    for name in names:
+        if name == "fixed":
+            out += [(f"fixed: {a}", {"name": "uniform", "params": {"arms": {a: mix}}}) for a, mix in arms.items()]
+        elif name in ("shipped", "static"):
+            out.append(("shipped mix", {"name": "static"}))
+        else:
+            params: dict[str, Any] = {"arms": arms}
+            if name == "thompson":
+                params["refresh_seconds"] = 0
+            out.append((name, {"name": name, "params": params}))
+    return out
+
+
+def compare_policies(sim: ShopSimulator, specs: list[tuple[str, dict]], impressions: int, *, batch: int = 200,
+                     drift_at: int | None = None, drift_items: np.ndarray | None = None) -> list[SimRun]:
+    """Every policy on the same visitors (see :meth:`ShopSimulator.run`)."""
+    from ..scenarios.stages import make_stage
+
+    return [sim.run(make_stage("mix_policy", spec), impressions, batch=batch, label=label, drift_at=drift_at,
+                    drift_items=drift_items) for label, spec in specs]
