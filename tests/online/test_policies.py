@@ -139,3 +139,15 @@ def test_thompson_probabilities_refresh_at_most_every_refresh_seconds():
     fresh = ThompsonPolicy(arms=ARMS, refresh_seconds=0)
     fresh.set_state({k: v for k, v in pol.state().items() if k != "probabilities"})
     assert fresh.probabilities_now()[0] > 0.9
+
+
+def test_discounted_thompson_forgets_and_follows_a_drift():
+    fixed = ThompsonPolicy(arms=ARMS, refresh_seconds=0)
+    forgetful = ThompsonPolicy(arms=ARMS, refresh_seconds=0, discount=0.99)
+    for pol in (fixed, forgetful):
+        pol.update(MixFeedback(np.zeros(500, np.int32), np.ones(500)))          # arm 0 was great …
+        pol.update(MixFeedback(np.zeros(300, np.int32), np.zeros(300)))         # … then never again
+        pol.update(MixFeedback(np.ones(100, np.int32), np.full(100, 0.5)))
+    # 0.99 ** 100 of the arm-0 history is left: it has forgotten the old successes
+    assert forgetful.posterior_mean()[0] < 0.1 < fixed.posterior_mean()[0]
+    assert forgetful.probabilities_now()[1] > 0.9 > fixed.probabilities_now()[1]

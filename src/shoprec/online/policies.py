@@ -260,6 +260,9 @@ class ThompsonConfig(LearningConfig):
     prior_mean: float = Field(default=0.0, description="gaussian: prior mean of every arm's reward.")
     prior_strength: float = Field(default=1.0, gt=0, description="gaussian: the prior counts as this many answers.")
     prior_sd: float = Field(default=1.0, gt=0, description="gaussian: prior guess of the reward's standard deviation.")
+    discount: float = Field(default=1.0, gt=0, le=1, description="Each new answer multiplies what was learned "
+                            "before by this (discounted Thompson sampling, for a shop whose best mix drifts): "
+                            "0.9999 remembers about the last 10,000 answers; 1 never forgets.")
     refresh_seconds: float = Field(default=0.5, ge=0, description="The arm probabilities are recomputed from the "
                                    "posterior at most this often (batched Thompson sampling; every choice is still "
                                    "drawn from, and logged with, the probabilities in force).")
@@ -311,6 +314,14 @@ class ThompsonPolicy(LearningPolicy):
         self._cached, self._dirty = None, True
 
     def update(self, feedback: MixFeedback) -> None:
+        g = self.config.discount
+        if g < 1 and len(feedback.arm):
+            n_new = float(np.sum(np.ones(len(feedback.arm)) if feedback.pull is None else feedback.pull))
+            if n_new:
+                f = g ** n_new
+                self.pulls *= f
+                self.reward_sum *= f
+                self.reward_sq *= f
         super().update(feedback)
         self._dirty = True
 
