@@ -25,37 +25,31 @@ def online_lines() -> list[str]:
     return lines
 
 
-def sim_lines(res: dict) -> list[str]:
-    from online_sim import table_lines
+def _section(part: str, title: str, res: dict, extra: str = "", note: str = "") -> list[str]:
+    """A part's subsection: title, machine and date, how to reproduce, its protocol, its table."""
+    import importlib
 
+    table_lines = importlib.import_module(f"online_{part}").table_lines
     m = res["machine"]
     body = " ".join(x.strip() for x in res["protocol"].split("\n")[2:] if x.strip())
-    return ["### Bandits over the home page's mix, in the shop simulator", "",
-            f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}; "
-            f"{res['impressions']:,} impressions per run, {res['visitors']:,} simulated customers.",
-            "Reproduce: `python benchmarks/online.py --parts sim --write`. The visitors and the choice model are "
-            "described in `src/shoprec/online/simulator.py`.", "", body, "", *table_lines(res), ""]
+    return [f"### {title}", "",
+            f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}{extra}.",
+            f"Reproduce: `python benchmarks/online.py --parts {part} --write`.{note}", "", body, "",
+            *table_lines(res), ""]
+
+
+def sim_lines(res: dict) -> list[str]:
+    return _section("sim", "Bandits over the home page's mix, in the shop simulator", res,
+                    f"; {res['impressions']:,} impressions per run, {res['visitors']:,} simulated customers",
+                    " The visitors and the choice model are described in `src/shoprec/online/simulator.py`.")
 
 
 def ab_lines(res: dict) -> list[str]:
-    from online_ab import table_lines
-
-    m = res["machine"]
-    body = " ".join(x.strip() for x in res["protocol"].split("\n")[2:] if x.strip())
-    return ["### Sequential A/B tests on real customers", "",
-            f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}.",
-            "Reproduce: `python benchmarks/online.py --parts ab --write`.", "", body, "", *table_lines(res), ""]
+    return _section("ab", "Sequential A/B tests on real customers", res)
 
 
 def cost_lines(res: dict) -> list[str]:
-    from online_cost import table_lines
-
-    m = res["machine"]
-    body = " ".join(x.strip() for x in res["protocol"].split("\n")[2:] if x.strip())
-    return ["### What a learning policy adds to a request", "",
-            f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}.",
-            "Reproduce: `python benchmarks/online.py --parts cost --write`.", "", body, "",
-            *table_lines(res), ""]
+    return _section("cost", "What a learning policy adds to a request", res)
 
 
 def ope_lines(res: dict) -> list[str]:
