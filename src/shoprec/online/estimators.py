@@ -302,14 +302,20 @@ class SIPS(Estimator):
 def bootstrap_interval(num: np.ndarray, den: np.ndarray, n_boot: int = 1000, level: float = 0.95,
                        seed: int = 0, chunk: int = 100) -> tuple[float, float]:
     """Percentile interval of ``Σ num / Σ den`` over ``n_boot`` resamples of the units (with
-    replacement), drawn ``chunk`` resamples at a time."""
+    replacement), drawn ``chunk`` resamples at a time; resamples with ``Σ den = 0`` (SNIPS with no
+    weight) have no value and are left out."""
     rng = np.random.default_rng(seed)
     m = len(num)
     stats = np.empty(n_boot)
     for lo in range(0, n_boot, chunk):
         b = min(chunk, n_boot - lo)
         idx = rng.integers(0, m, size=(b, m))
-        stats[lo:lo + b] = num[idx].sum(1) / den[idx].sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stats[lo:lo + b] = num[idx].sum(1) / den[idx].sum(1)
+    # a resample whose weights are all 0 has no self-normalised value (0 / 0): left out of the interval
+    stats = stats[np.isfinite(stats)]
+    if not len(stats):
+        return float("nan"), float("nan")
     alpha = (1 - level) / 2
     low, high = np.quantile(stats, [alpha, 1 - alpha])
     return float(low), float(high)
