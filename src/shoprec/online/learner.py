@@ -26,7 +26,7 @@ from ..scenarios.config import RewardConfig
 from ..scenarios.stages import MixFeedback
 from .rewards import SLACK_SECONDS, _rows
 
-__all__ = ["PolicyLearner"]
+__all__ = ["PolicyLearner", "rebuild_all"]
 
 
 @dataclass
@@ -50,7 +50,6 @@ class PolicyLearner:
         self.scenario = scenario
         self.policy = policy
         self.reward = reward or RewardConfig()
-        self.weights = self.reward.behaviour_weights()
         self.max_pending = max_pending
         self._pending: OrderedDict[str, _Answer] = OrderedDict()
         self._by_session: dict[tuple[str, str], str] = {}
@@ -117,10 +116,11 @@ class PolicyLearner:
     def events(self, events: Iterable[Any]) -> int:
         """Attribute events to registered answers; returns how many earned a reward."""
         cfg = self.reward
+        weights = cfg.behaviour_weights()
         arms, deltas, prevs, feats = [], [], [], []
         n = 0
         for e in _rows(events):
-            w = self.weights.get(str(e.get("behaviour")))
+            w = weights.get(str(e.get("behaviour")))
             if w is None:
                 continue
             item = str(e["item_id"])
@@ -219,6 +219,9 @@ class PolicyLearner:
     def rebuild(self, store: Any, now: float | None = None) -> dict[str, int]:
         """Start over from everything ``store`` holds (``iter_impressions`` / ``iter_events``): the
         policy's state after a restart is the one it had before."""
+        return rebuild_all([self], store, now)
+
+    def _reset(self) -> None:
         self.policy.reset()
         self._pending.clear()
         self._by_session.clear()
@@ -226,19 +229,13 @@ class PolicyLearner:
         self._orphans.clear()
         for k in self.counts:
             self.counts[k] = 0
-        n_imp = n_ev = 0
-        for batch in store.iter_impressions():
-            n_imp += len(batch)
-            self.answers(batch)
-        for batch in store.iter_events():
-            n_ev += len(batch)
-            self.events(batch)
+
+    def _finish_rebuild(self, rebuilt_from: dict[str, int], now: float | None) -> None:
         # what still names no answer after the whole log never will
         self.counts["unknown_request"] += sum(len(v) for v in self._orphans.values())
         self._orphans.clear()
         self.expire(now)
-        self.rebuilt_from = {"impressions": n_imp, "events": n_ev}
-        return self.rebuilt_from
+        self.rebuilt_from = dict(rebuilt_from)
 
     def adopt(self, policy: Any) -> bool:
         """Carry the learned state over to ``policy`` (a new model's) when it has the same arms and
@@ -260,3 +257,25 @@ class PolicyLearner:
                 "pending_answers": len(self._pending), "counts": dict(self.counts),
                 "events_waiting_for_their_answer": sum(len(v) for v in self._orphans.values()),
                 "reward": self.reward.model_dump(), "rebuilt_from": self.rebuilt_from}
+
+
+def rebuild_all(learners: Iterable[PolicyLearner], store: Any, now: float | None = None) -> dict[str, int]:
+    """Rebuild every learner from ``store`` in one pass over its impressions, then one over its events
+    (each learner keeps its own scenario's answers)."""
+    learners = list(learners)
+    for learner in learners:
+        learner._reset()
+    n_imp = n_ev = 0
+    if learners:
+        for batch in store.iter_impressions():
+            n_imp += len(batch)
+            for learner in learners:
+                learner.answers(batch)
+        for batch in store.iter_events():
+            n_ev += len(batch)
+            for learner in learners:
+                learner.events(batch)
+    got = {"impressions": n_imp, "events": n_ev}
+    for learner in learners:
+        learner._finish_rebuild(got, now)
+    return got

@@ -25,7 +25,7 @@ The result's :meth:`RewardJoin.feedback_frame` is the table ``shoprec ope --logs
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -41,12 +41,7 @@ CONTEXT_FIELDS = ("country", "device", "session_length", "k")
 
 
 def _rows(records: Iterable[Any]) -> list[dict[str, Any]]:
-    out = []
-    for r in records:
-        if is_dataclass(r):
-            r = {f: getattr(r, f) for f in r.__dataclass_fields__} if hasattr(r, "__slots__") else asdict(r)
-        out.append(r)
-    return out
+    return [{f.name: getattr(r, f.name) for f in fields(r)} if is_dataclass(r) else r for r in records]
 
 
 @dataclass

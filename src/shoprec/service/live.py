@@ -214,9 +214,11 @@ class Engine:
             n_items, n_events = self.replay(self.rec, self.state, self.trained_through_seq,
                                             self.trained_through_item_seq)
             log.info("replayed %d item changes and %d events from %s", n_items, n_events, self.store.url)
-            for scenario, learner in self.learners.items():
-                got = learner.rebuild(self.store)
-                log.info("policy of %s rebuilt from %d impressions and %d events", scenario,
+            if self.learners:
+                from ..online.learner import rebuild_all
+
+                got = rebuild_all(self.learners.values(), self.store)
+                log.info("policies of %s rebuilt from %d impressions and %d events", sorted(self.learners),
                          got["impressions"], got["events"])
         self.warm_up(self.rec)
         self._thread = threading.Thread(target=self._run, name="shoprec-engine", daemon=True)
@@ -535,9 +537,11 @@ class Engine:
                     engine._applied_seqs.update(e.seq for e in gap)
             meta = prepared.manifest.get("meta", {})
             learners = engine._make_learners(rec, engine.learners)
-            for scenario, learner in learners.items():
-                if learner is not engine.learners.get(scenario) and engine.store is not None:
-                    learner.rebuild(engine.store)
+            fresh = [ln for s, ln in learners.items() if ln is not engine.learners.get(s)]
+            if fresh and engine.store is not None:
+                from ..online.learner import rebuild_all
+
+                rebuild_all(fresh, engine.store)
             engine.learners = learners
             engine.rec = rec
             engine.version = prepared.manifest["version"]
