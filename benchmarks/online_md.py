@@ -10,18 +10,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def online_lines() -> list[str]:
     lines = ["", "## Learning from the shop's own traffic (issue 11)", ""]
-    p = RESULTS / "online-ope.json"
-    if p.exists():
-        lines += ope_lines(json.loads(p.read_text()))
-    q = RESULTS / "online-sim.json"
-    if q.exists():
-        lines += sim_lines(json.loads(q.read_text()))
-    q = RESULTS / "online-ab.json"
-    if q.exists():
-        lines += ab_lines(json.loads(q.read_text()))
-    q = RESULTS / "online-cost.json"
-    if q.exists():
-        lines += cost_lines(json.loads(q.read_text()))
+    for part, render in (("ope", ope_lines), ("sim", sim_lines), ("ab", ab_lines), ("cost", cost_lines)):
+        p = RESULTS / f"online-{part}.json"
+        if p.exists():
+            lines += render(json.loads(p.read_text()))
     return lines
 
 

@@ -25,19 +25,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from shoprec.data.adapters import load_online_retail  # noqa: E402
-from shoprec.demo_data import DEMO_PATH  # noqa: E402
-from shoprec.evaluation.splits import temporal_split  # noqa: E402
-from shoprec.online.simulator import ShopSimulator  # noqa: E402
-from shoprec.scenarios import Recommender  # noqa: E402
-from shoprec.scenarios.config import scenario_from_dict  # noqa: E402
+from shoprec.online.simulator import DEMO_ARMS, ShopSimulator, demo_world  # noqa: E402
 from shoprec.scenarios.stages import make_stage  # noqa: E402
 
-ARMS = {"ease": {"ease": 1.0}, "item_knn": {"item_knn": 1.0}, "trending": {"trending": 1.0}}
-SCENARIO = {"scenario": {"name": "home", "k": 10},
-            "strategies": [{"name": "ease"}, {"name": "item_knn"},
-                           {"label": "trending", "name": "popularity", "params": {"mode": "trending"}, "weight": 0.3}],
-            "fusion": {"method": "weighted"}, "rules": {"exclude_history": "none"}}
+ARMS = DEMO_ARMS
 
 
 def policies():
@@ -52,15 +43,7 @@ def policies():
 
 
 def sim(impressions: int = 50_000, seeds: tuple[int, ...] = (2, 3), drift_at: int = 20_000, window: int = 5_000) -> dict:
-    data, _ = load_online_retail(DEMO_PATH)
-    task = temporal_split(data, test_fraction=0.2)
-    rec = Recommender([scenario_from_dict(SCENARIO, "simulated home")]).fit(task.train)
-    pipe = rec.pipelines["home"]
-    trending = pipe.models_[2]
-    from shoprec.strategies import Queries
-
-    top = trending.recommend(Queries.for_users(np.array([-1], np.int32)), 30).item_idx[0]
-    drift_items = top[top >= 0]
+    rec, task, drift_items = demo_world(test_fraction=0.2, n_drift_items=30)
     out = {"protocol": __doc__, "impressions": impressions, "visitors": int((task.queries.user_idx >= 0).sum()),
            "drift_at": drift_at, "window": window, "runs": []}
     for seed in seeds:

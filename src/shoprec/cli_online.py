@@ -211,13 +211,7 @@ def simulate(
     import numpy as np
 
     from . import progress
-    from .data.adapters import load_online_retail
-    from .demo_data import DEMO_PATH
-    from .evaluation.splits import temporal_split
-    from .online.simulator import DEMO_ARMS, DEMO_SCENARIO, ShopSimulator, compare_policies, policy_specs
-    from .scenarios import Recommender
-    from .scenarios.config import scenario_from_dict
-    from .strategies import Queries
+    from .online.simulator import DEMO_ARMS, ShopSimulator, compare_policies, demo_world, policy_specs
 
     names = [p.strip() for p in policies.split(",") if p.strip()]
     known = {"fixed", "shipped", "static", "uniform", "thompson", "linucb", "lin_ts"}
@@ -225,14 +219,9 @@ def simulate(
     if bad:
         _error(f"unknown policies {bad}; known: {sorted(known)}")
         raise typer.Exit(2)
-    data, _ = load_online_retail(DEMO_PATH)
-    task = temporal_split(data, test_fraction=0.2)
     with progress.step("fitting the simulated home page on the demo shop"):
-        rec = Recommender([scenario_from_dict(DEMO_SCENARIO, "simulated home")]).fit(task.train)
-    drift_items = None
-    if drift_at is not None:
-        top = rec.pipelines["home"].models_[2].recommend(Queries.for_users(np.array([-1], np.int32)), 30).item_idx[0]
-        drift_items = top[top >= 0]
+        rec, task, top = demo_world()
+    drift_items = top if drift_at is not None else None
     sim = ShopSimulator(rec, "home", task, seed=seed)
     specs = policy_specs(names, DEMO_ARMS)
     runs = []

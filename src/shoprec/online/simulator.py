@@ -115,7 +115,8 @@ class ShopSimulator:
             drift[np.asarray(drift_items, np.int64)] = True
         rewards = np.zeros(impressions)
         arms = np.zeros(impressions, np.int32)
-        names: tuple[str, ...] = ()
+        names = tuple(policy.arms([sp_.display for sp_ in pipe.specs_], pipe.weights_)[0])
+        index = {a: i for i, a in enumerate(names)}
         try:
             for lo in range(0, impressions, batch):
                 n = min(batch, impressions - lo)
@@ -140,8 +141,7 @@ class ShopSimulator:
                 per_item = np.where(bought, max(w_buy, w_cart, w_click),
                                     np.where(carted, max(w_cart, w_click), np.where(clicked, w_click, 0.0)))
                 r = per_item.sum(1)
-                arm = np.array([names_index(rsp, policy) for rsp in resp], np.int32)
-                names = tuple(policy.arms(pipe.labels[:len(pipe.specs_)], pipe.weights_)[0])
+                arm = np.array([index.get((rsp.get("policy") or {}).get("arm"), 0) for rsp in resp], np.int32)
                 feats = None
                 if any("features" in (rsp.get("policy") or {}) for rsp in resp):
                     feats = np.array([rsp["policy"]["features"] for rsp in resp], np.float64)
@@ -153,13 +153,6 @@ class ShopSimulator:
         return SimRun(label or policy.name, rewards, arms, names)
 
 
-def names_index(resp: dict, policy: Any) -> int:
-    """The index of the arm an answer was given with, among the policy's arms."""
-    arm = (resp.get("policy") or {}).get("arm")
-    names = list(getattr(policy, "arm_names", None) or getattr(policy.config, "arms", {}) or ["static"])
-    return names.index(arm) if arm in names else 0
-
-
 #: the simulated home page of ``shoprec simulate`` and ``benchmarks/online.py --parts sim``
 DEMO_ARMS = {"ease": {"ease": 1.0}, "item_knn": {"item_knn": 1.0}, "trending": {"trending": 1.0}}
 DEMO_SCENARIO = {"scenario": {"name": "home", "k": 10},
@@ -167,6 +160,25 @@ DEMO_SCENARIO = {"scenario": {"name": "home", "k": 10},
                                 {"label": "trending", "name": "popularity", "params": {"mode": "trending"},
                                  "weight": 0.3}],
                  "fusion": {"method": "weighted"}, "rules": {"exclude_history": "none"}}
+
+
+def demo_world(test_fraction: float = 0.2, n_drift_items: int = 30) -> tuple[Any, Any, np.ndarray]:
+    """(Recommender, task, drift items) of the simulated home page: the embedded demo shop cut in
+    time, the DEMO_SCENARIO fitted on its first part, and the items its trending strategy ranks first
+    (the promotion a drift makes everyone want)."""
+    from ..data.adapters import load_online_retail
+    from ..demo_data import DEMO_PATH
+    from ..evaluation.splits import temporal_split
+    from ..scenarios.config import scenario_from_dict
+    from ..scenarios.engine import Recommender
+    from ..strategies import Queries
+
+    data, _ = load_online_retail(DEMO_PATH)
+    task = temporal_split(data, test_fraction=test_fraction)
+    rec = Recommender([scenario_from_dict(DEMO_SCENARIO, "simulated home")]).fit(task.train)
+    top = rec.pipelines["home"].models_[2].recommend(Queries.for_users(np.array([-1], np.int32)),
+                                                     n_drift_items).item_idx[0]
+    return rec, task, top[top >= 0]
 
 
 def policy_specs(names: list[str], arms: dict[str, dict[str, float]]) -> list[tuple[str, dict]]:
