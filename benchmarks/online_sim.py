@@ -25,6 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from shoprec.data.adapters import load_online_retail  # noqa: E402
+from shoprec.demo_data import DEMO_PATH  # noqa: E402
 from shoprec.online.simulator import DEMO_ARMS, ShopSimulator, demo_world  # noqa: E402
 from shoprec.scenarios.stages import make_stage  # noqa: E402
 
@@ -43,7 +45,7 @@ def policies():
 
 
 def sim(impressions: int = 50_000, seeds: tuple[int, ...] = (2, 3), drift_at: int = 20_000, window: int = 5_000) -> dict:
-    rec, task, drift_items = demo_world(test_fraction=0.2, n_drift_items=30)
+    rec, task, drift_items = demo_world(load_online_retail(DEMO_PATH)[0], test_fraction=0.2, n_drift_items=30)
     out = {"protocol": __doc__, "impressions": impressions, "visitors": int((task.queries.user_idx >= 0).sum()),
            "drift_at": drift_at, "window": window, "runs": []}
     for seed in seeds:

@@ -211,6 +211,8 @@ def simulate(
     import numpy as np
 
     from . import progress
+    from .data.adapters import load_online_retail
+    from .demo_data import DEMO_PATH
     from .online.simulator import DEMO_ARMS, ShopSimulator, compare_policies, demo_world, policy_specs
 
     names = [p.strip() for p in policies.split(",") if p.strip()]
@@ -220,7 +222,7 @@ def simulate(
         _error(f"unknown policies {bad}; known: {sorted(known)}")
         raise typer.Exit(2)
     with progress.step("fitting the simulated home page on the demo shop"):
-        rec, task, top = demo_world()
+        rec, task, top = demo_world(load_online_retail(DEMO_PATH)[0])
     drift_items = top if drift_at is not None else None
     sim = ShopSimulator(rec, "home", task, seed=seed)
     specs = policy_specs(names, DEMO_ARMS)

@@ -162,18 +162,15 @@ DEMO_SCENARIO = {"scenario": {"name": "home", "k": 10},
                  "fusion": {"method": "weighted"}, "rules": {"exclude_history": "none"}}
 
 
-def demo_world(test_fraction: float = 0.2, n_drift_items: int = 30) -> tuple[Any, Any, np.ndarray]:
-    """(Recommender, task, drift items) of the simulated home page: the embedded demo shop cut in
-    time, the DEMO_SCENARIO fitted on its first part, and the items its trending strategy ranks first
-    (the promotion a drift makes everyone want)."""
-    from ..data.adapters import load_online_retail
-    from ..demo_data import DEMO_PATH
+def demo_world(data: Any, test_fraction: float = 0.2, n_drift_items: int = 30) -> tuple[Any, Any, np.ndarray]:
+    """(Recommender, task, drift items) of the simulated home page: ``data`` (the embedded demo shop
+    in ``shoprec simulate``) cut in time, the DEMO_SCENARIO fitted on its first part, and the items its
+    trending strategy ranks first (the promotion a drift makes everyone want)."""
     from ..evaluation.splits import temporal_split
     from ..scenarios.config import scenario_from_dict
     from ..scenarios.engine import Recommender
     from ..strategies import Queries
 
-    data, _ = load_online_retail(DEMO_PATH)
     task = temporal_split(data, test_fraction=test_fraction)
     rec = Recommender([scenario_from_dict(DEMO_SCENARIO, "simulated home")]).fit(task.train)
     top = rec.pipelines["home"].models_[2].recommend(Queries.for_users(np.array([-1], np.int32)),
