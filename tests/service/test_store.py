@@ -198,3 +198,24 @@ def test_postgres_writer_reconnects_after_its_connection_is_killed(pg):
         assert pg.url in str(e)
     res = pg.append_events([ev(2), ev(3)])  # the client's retry succeeds on a new connection
     assert pg.count_events() == 3 and res.accepted + res.duplicates == 2
+
+
+def test_impression_writer_shares_answers_only_once_stored(tmp_path):
+    """The answers go to the bus after the store holds them: a worker starting meanwhile finds each
+    one in the store it rebuilds from, or on the bus it follows from before that rebuild."""
+    from shoprec.service.app import ImpressionWriter
+    from shoprec.service.metrics import Metrics
+
+    store = open_store(f"sqlite:{tmp_path / 'events.db'}")
+    seen_in_store: list[int] = []
+
+    def on_written(rows):
+        stored = {r["request_id"] if isinstance(r, dict) else r.request_id
+                  for batch in store.iter_impressions() for r in batch}
+        seen_in_store.append(sum(r.request_id in stored for r in rows))
+
+    writer = ImpressionWriter(store, Metrics(), max_wait=0.01, on_written=on_written)
+    writer.add([ImpressionRecord(f"r{i}", 1.0, "home", "v1", [{"item_id": "a", "position": 1}]) for i in range(5)])
+    writer.close()
+    store.close()
+    assert sum(seen_in_store) == 5

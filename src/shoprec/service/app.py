@@ -96,11 +96,17 @@ def publish_model(models_dir: Path, version_dir: Path) -> None:
 # --------------------------------------------------------------------------- impressions
 class ImpressionWriter:
     """Impressions go to the store from a background thread in batches (they are logged, not
-    acknowledged to anyone, so a response never waits for them); ``close`` flushes."""
+    acknowledged to anyone, so a response never waits for them); ``close`` flushes.
 
-    def __init__(self, store: EventStore, metrics: Metrics, max_rows: int = 2000, max_wait: float = 0.25) -> None:
+    ``on_written(rows)`` runs after each batch's write (even a failed one): the answers are shared
+    with the other workers only once the store holds them, so a worker starting meanwhile finds
+    each answer either in the store it rebuilds from or on the bus it follows from before that."""
+
+    def __init__(self, store: EventStore, metrics: Metrics, max_rows: int = 2000, max_wait: float = 0.25,
+                 on_written: Callable[[list[ImpressionRecord]], None] | None = None) -> None:
         self.store = store
         self.metrics = metrics
+        self.on_written = on_written
         self._q: queue.Queue = queue.Queue()
         self.max_rows = max_rows
         self.max_wait = max_wait
@@ -138,6 +144,11 @@ class ImpressionWriter:
                 self.failed += len(rows)
                 self.metrics.errors.labels(kind="impression_log").inc()
                 log.exception("could not log %d impressions", len(rows))
+            if self.on_written is not None:
+                try:
+                    self.on_written(rows)
+                except Exception:  # noqa: BLE001 - the writer must go on
+                    log.exception("after logging %d impressions", len(rows))
 
     def close(self) -> None:
         self._q.put(None)
@@ -177,7 +188,7 @@ class Service:
         rec = Recommender.load(self.model_path)
         self.store = open_store(s.store)
         self.bus = open_bus(s.state_bus, max_len=s.bus_max_len, max_age_seconds=s.bus_max_age_seconds)
-        self.impressions = ImpressionWriter(self.store, self.metrics)
+        self.impressions = ImpressionWriter(self.store, self.metrics, on_written=self._share_answers)
         meta = self.manifest.get("meta", {})
         self.engine = Engine(rec, version=self.manifest["version"],
                              trained_through_seq=int(meta.get("trained_through_seq", 0)),
@@ -209,9 +220,12 @@ class Service:
             self.store.close()
 
     def _on_impressions(self, rows: list[ImpressionRecord]) -> None:
-        """Log the answers; with several workers, share those a learning policy learns from, so every
-        worker's policy counts every answer (the events reach them all already)."""
+        """Log the answers (shared once logged, by :meth:`_share_answers`)."""
         self.impressions.add(rows)
+
+    def _share_answers(self, rows: list[ImpressionRecord]) -> None:
+        """With several workers, share the logged answers a learning policy learns from, so every
+        worker's policy counts every answer (the events reach them all already)."""
         if self.bus is not None and self.bus.shared and self.engine is not None and self.engine.learners:
             shared = [{"request_id": r.request_id, "created_at": r.created_at, "scenario": r.scenario,
                        "user_id": r.user_id, "session_id": r.session_id,
