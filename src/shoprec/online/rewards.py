@@ -48,11 +48,15 @@ def _rows(records: Iterable[Any]) -> list[dict[str, Any]]:
 class RewardJoin:
     """``requests``: one row per answer (request_id, scenario, created_at, user_id, session_id, policy,
     arm, propensity, reward, revenue, events, final, and the context fields); ``shown``: one row per
-    shown item (request_id, position, item_id, propensity, reward, behaviour); ``report``: counts."""
+    shown item (request_id, position, item_id, propensity, reward, behaviour); ``report``: counts;
+    ``hits``: one row per attributed event (request_id, position, behaviour, timestamp, revenue), for
+    measures taken as of a time (an A/B test's daily looks)."""
 
     requests: pd.DataFrame
     shown: pd.DataFrame
     report: dict[str, int] = field(default_factory=dict)
+    hits: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["request_id", "position", "behaviour", "timestamp", "revenue"]))
 
     def feedback_frame(self, final_only: bool = True) -> pd.DataFrame:
         """The answers with a logged policy propensity, as ``shoprec ope`` and the policies read them
@@ -136,11 +140,10 @@ def join_rewards(impressions: Iterable[Any], events: Iterable[Any] | pd.DataFram
     ev = ev[ev["_w"].notna()].copy()
     ev["timestamp"] = pd.to_numeric(ev["timestamp"], errors="coerce").astype(np.float64)
     ev["item_id"] = ev["item_id"].astype(str)
-    ev["_rev"] = 0.0
-    if cfg.revenue > 0:
-        price = pd.to_numeric(ev["price"], errors="coerce").fillna(0.0)
-        qty = pd.to_numeric(ev["quantity"], errors="coerce").fillna(1.0)
-        ev["_rev"] = np.where(ev["behaviour"].astype(str) == "purchase", price * qty, 0.0)
+    # revenue of the purchases (reported whether or not the reward weighs it)
+    price = pd.to_numeric(ev["price"], errors="coerce").fillna(0.0)
+    qty = pd.to_numeric(ev["quantity"], errors="coerce").fillna(1.0)
+    ev["_rev"] = np.where(ev["behaviour"].astype(str) == "purchase", price * qty, 0.0).astype(np.float64)
     ev["_row"] = np.arange(len(ev))
 
     stamped = shown.merge(requests[["request_id", "created_at", "user_id", "session_id"]], on="request_id")
@@ -193,7 +196,7 @@ def join_rewards(impressions: Iterable[Any], events: Iterable[Any] | pd.DataFram
     report["no_answer"] = len(rest)
 
     hit = pd.concat(hits) if hits else pd.DataFrame(columns=["_row", "request_id", "position"])
-    hit = hit.merge(ev[["_row", "_w", "_rev", "behaviour"]], on="_row")
+    hit = hit.merge(ev[["_row", "_w", "_rev", "behaviour", "timestamp"]], on="_row")
     report["attributed"] = len(hit)
     shown["reward"] = 0.0
     shown["behaviour"] = None
@@ -217,7 +220,8 @@ def join_rewards(impressions: Iterable[Any], events: Iterable[Any] | pd.DataFram
     report["answers_rewarded"] = int((requests["reward"] > 0).sum())
     report["answers_without_propensity"] = int(requests["propensity"].isna().sum())
     report["answers_pending"] = int((~requests["final"]).sum())
-    return RewardJoin(requests, shown, report)
+    hits = hit[["request_id", "position", "behaviour", "timestamp", "_rev"]].rename(columns={"_rev": "revenue"})
+    return RewardJoin(requests, shown, report, hits.reset_index(drop=True))
 
 
 def _in_window(m: pd.DataFrame, cfg: RewardConfig) -> np.ndarray:
