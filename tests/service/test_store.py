@@ -219,3 +219,14 @@ def test_impression_writer_shares_answers_only_once_stored(tmp_path):
     writer.close()
     store.close()
     assert sum(seen_in_store) == 5
+
+
+def test_documents_replace_by_key_and_keep_their_first_order(store):
+    store.put_document("experiment", "b", {"id": "b", "n": 1})
+    store.put_document("experiment", "a", {"id": "a", "nested": {"x": [1, 2]}})
+    store.put_document("experiment", "b", {"id": "b", "n": 2})
+    store.put_document("other", "b", {"id": "other"})
+    got = list(store.iter_documents("experiment"))
+    assert [(k, b) for k, b, _ in got] == [("b", {"id": "b", "n": 2}), ("a", {"id": "a", "nested": {"x": [1, 2]}})]
+    assert all(t > 0 for _, _, t in got)
+    assert [k for k, _, _ in store.iter_documents("missing")] == []

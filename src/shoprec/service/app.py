@@ -43,6 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..exceptions import ArtifactError, ConfigError, RequestError
 from ..scenarios import Recommender
 from ..scenarios.artifact import read_manifest
+from ..online.abtest import Experiment, ExperimentRouter, experiment_report
 from .bus import EventBus, open_bus
 from .live import Engine
 from .files import write_private
@@ -179,6 +180,35 @@ class Service:
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self.router: ExperimentRouter | None = None
+        key = settings.experiment_key or hmac.new(settings.api_key.encode(), b"shoprec experiments",
+                                                  "sha256").hexdigest()
+        self._experiment_key = key
+
+    # ------------------------------------------------------------------ experiments
+    def experiments(self) -> list[Experiment]:
+        """Every experiment the store holds (running and stopped), oldest first."""
+        return [Experiment.model_validate(body) for _, body, _ in self.store.iter_documents("experiment")]
+
+    def load_experiments(self) -> None:
+        """(Re)read the running experiments: at start, after a change here or on another worker."""
+        self.router = ExperimentRouter(self.experiments(), self._experiment_key)
+
+    def save_experiment(self, exp: Experiment) -> None:
+        self.store.put_document("experiment", exp.id, exp.model_dump())
+        self.load_experiments()
+        if self.bus is not None and self.bus.shared:
+            self.bus.publish("experiments", [{"id": exp.id}])
+
+    def route(self, page: str, context: Any) -> tuple[str, dict[str, str] | None]:
+        """The scenario that answers ``page`` for this visitor, and its experiment and variant."""
+        router = self.router
+        if router is None or not router.by_page:
+            return page, None
+        served, meta = router.route(page, context.user_id, context.session_id)
+        if served != page and (self.engine is None or served not in self.engine.rec.pipelines):
+            return page, None   # a model without the variant's scenario: the page as it is, not counted
+        return served, meta
 
     # ------------------------------------------------------------------ start / stop
     def start(self) -> None:
@@ -189,6 +219,7 @@ class Service:
         self.store = open_store(s.store)
         self.bus = open_bus(s.state_bus, max_len=s.bus_max_len, max_age_seconds=s.bus_max_age_seconds)
         self.impressions = ImpressionWriter(self.store, self.metrics, on_written=self._share_answers)
+        self.load_experiments()
         meta = self.manifest.get("meta", {})
         self.engine = Engine(rec, version=self.manifest["version"],
                              trained_through_seq=int(meta.get("trained_through_seq", 0)),
@@ -250,6 +281,8 @@ class Service:
                                                     r.get("seq", 0)) for r in records])
         elif kind == "answers":
             self.engine.submit("call", lambda engine: engine.learn_answers(records))
+        elif kind == "experiments":
+            self.load_experiments()
 
     # ------------------------------------------------------------------ models
     def _watch(self) -> None:
@@ -478,10 +511,12 @@ class FastRecommend:
             context = RecommendationRequest.model_validate_json(body)
         except (ValidationError, ValueError):
             return None
-        payload = {"context": context, "session_id": context.session_id, "request_id": request_id or new_id()}
+        served, experiment = self.service.route(scenario, context)
+        payload = {"context": context, "session_id": context.session_id, "request_id": request_id or new_id(),
+                   "experiment": experiment}
         metrics = self.service.metrics
         try:
-            result = await eng.run("recommend", payload, scenario)
+            result = await eng.run("recommend", payload, served)
         except RequestError as exc:
             metrics.errors.labels(kind="request").inc()
             return _error(400, "bad_request", str(exc))
@@ -665,8 +700,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             service.metrics.errors.labels(kind="unknown_scenario").inc()
             return _error(404, "unknown_scenario", f"no scenario {scenario!r}",
                           f"this model serves: {', '.join(sorted(eng.rec.pipelines))}")
-        payload = {"context": body, "session_id": body.session_id, "request_id": x_request_id or new_id()}
-        result = await eng.run("recommend", payload, scenario)
+        served, experiment = service.route(scenario, body)
+        payload = {"context": body, "session_id": body.session_id, "request_id": x_request_id or new_id(),
+                   "experiment": experiment}
+        result = await eng.run("recommend", payload, served)
         service.metrics.request_seconds.labels(scenario=scenario).observe(time.perf_counter() - start)
         return Response(_dumps(result), media_type="application/json", headers={"X-Request-ID": payload["request_id"]})
 
@@ -787,6 +824,69 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                           f"scenarios with one: {learning}" if learning else
                           'declare [policy] name = "thompson" (or linucb, lin_ts) in the scenario file')
         return {**got, "pid": os.getpid()}
+
+    # ------------------------------------------------------------------ experiments
+    @app.post("/v1/experiments", dependencies=[Depends(need("admin"))], tags=["experiments"], status_code=201,
+              responses={**limited, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+    async def create_experiment(body: Experiment):
+        """Start an A/B test of a page: its variants are scenarios of the served model, each visitor
+        (user, else session) sticks to one by a keyed hash. Started now; one running test per page."""
+        eng = engine()
+        missing = [v.scenario for v in body.variants if v.scenario not in eng.rec.pipelines]
+        if missing:
+            return _error(422, "unknown_scenario", f"variant scenario(s) {missing} are not in the served model",
+                          f"this model serves: {', '.join(sorted(eng.rec.pipelines))}; train the variant's TOML "
+                          "beside the others (shoprec train --scenarios home,path/to/home_b.toml)")
+        old = {e.id: e for e in await run_in_threadpool(service.experiments)}
+        if body.id in old:
+            return _error(409, "experiment_exists", f"an experiment {body.id!r} exists already",
+                          "choose another id (a stopped experiment keeps its id and its report)")
+        clash = [e.id for e in old.values() if e.running and e.page == body.page]
+        if clash:
+            return _error(409, "page_in_test", f"page {body.page!r} is already in experiment {clash[0]!r}",
+                          f"stop it first: POST /v1/experiments/{clash[0]}/stop")
+        exp = body.model_copy(update={"started_at": time.time(), "stopped_at": None})
+        await run_in_threadpool(service.save_experiment, exp)
+        return exp.model_dump()
+
+    @app.get("/v1/experiments", dependencies=[Depends(need("admin"))], tags=["experiments"], responses=limited)
+    async def list_experiments():
+        """Every experiment, running and stopped."""
+        return {"experiments": [e.model_dump() for e in await run_in_threadpool(service.experiments)]}
+
+    def _find(exp_id: str) -> Experiment | None:
+        return next((e for e in service.experiments() if e.id == exp_id), None)
+
+    @app.get("/v1/experiments/{exp_id}", dependencies=[Depends(need("admin"))], tags=["experiments"],
+             responses={**limited, 404: {"model": ErrorBody}})
+    async def experiment_result(exp_id: Annotated[str, PathParam(max_length=64, pattern=ID_PATTERN)]):
+        """The experiment's report from the logged impressions and events: per variant CTR, cart rate,
+        conversion, revenue per impression and the guardrails; the always-valid test of the primary
+        metric with CUPED; its daily looks."""
+        def report():
+            exp = _find(exp_id)
+            if exp is None:
+                return None
+            imps = [r for b in service.store.iter_impressions() for r in b]
+            events = [r for b in service.store.iter_events() for r in b]
+            return experiment_report(exp, imps, events)
+
+        got = await run_in_threadpool(report)
+        if got is None:
+            return _error(404, "unknown_experiment", f"no experiment {exp_id!r}", "GET /v1/experiments lists them")
+        return Response(_dumps(got), media_type="application/json")
+
+    @app.post("/v1/experiments/{exp_id}/stop", dependencies=[Depends(need("admin"))], tags=["experiments"],
+              responses={**limited, 404: {"model": ErrorBody}})
+    async def stop_experiment(exp_id: Annotated[str, PathParam(max_length=64, pattern=ID_PATTERN)]):
+        """Stop the test: its page is answered by its own scenario again; the report stays."""
+        exp = await run_in_threadpool(_find, exp_id)
+        if exp is None:
+            return _error(404, "unknown_experiment", f"no experiment {exp_id!r}", "GET /v1/experiments lists them")
+        if exp.stopped_at is None:
+            exp = exp.model_copy(update={"stopped_at": time.time()})
+            await run_in_threadpool(service.save_experiment, exp)
+        return exp.model_dump()
 
     @app.post("/v1/admin/reload", response_model=ModelInfo, dependencies=[Depends(need("admin"))], tags=["admin"],
               responses=limited)

@@ -391,6 +391,8 @@ class Engine:
             self.on_batch(scenario, len(group), seconds)
         settle([(t, res, None) for t, (res, _) in zip(group, results)])
         impressions = [imp for _, imp in results]
+        for imp in impressions:   # the batch's compute time: the experiments' latency guardrail
+            imp.context["latency_ms"] = round(seconds * 1000.0, 3)
         learner = self.learners.get(scenario)
         if learner is not None:
             learner.answers(impressions)
@@ -427,6 +429,8 @@ class Engine:
                 it["propensity"] = pr
             body = {"request_id": p["request_id"], "scenario": scenario, "model_version": self.version,
                     "items": items, "notes": resp["notes"]}
+            if p.get("experiment"):
+                body["experiment"] = p["experiment"]
             imp = ImpressionRecord(
                 request_id=p["request_id"], created_at=now, scenario=scenario, model_version=self.version,
                 items=[{"item_id": it["item_id"], "position": it["position"], "score": it["score"],
@@ -437,7 +441,8 @@ class Engine:
                          "session_length": len(ctx.session),
                          # the mix policy's choice: arm and its propensity (items' own propensities are
                          # those of the order they are shown in, given that arm's ranking)
-                         "policy": resp.get("policy")})
+                         "policy": resp.get("policy"),
+                         "experiment": p.get("experiment")})
             out.append((body, imp))
         return out
 

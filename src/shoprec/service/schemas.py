@@ -105,6 +105,8 @@ class RecommendationResponse(BaseModel):
     model_version: str
     items: list[ItemOut]
     notes: list[str] = Field(default_factory=list, description="What was ignored or fell back, and why.")
+    experiment: dict[str, str] | None = Field(default=None, description="The A/B test and variant that answered "
+                                                                        "(absent when none runs on the page).")
 
 
 class EventIn(_Strict):

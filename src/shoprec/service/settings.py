@@ -61,6 +61,10 @@ class ServiceSettings(BaseModel):
     rate_limit_storage: str | None = Field(
         default=None, description="Where the limits count: memory:// (per process) or redis://… (shared by the "
                                   "workers); default: the state bus's Redis when there is one, else memory.")
+    experiment_key: str | None = Field(
+        default=None, min_length=16, description="The secret that assigns visitors to A/B variants (a keyed hash); "
+                                                 "default: derived from the API key (set it to keep assignments "
+                                                 "when the API key rotates).")
     bus_max_len: int | None = Field(default=100_000, ge=1,
                                     description="Changes the state bus keeps (about); none = no bound.")
     bus_max_age_seconds: float | None = Field(default=None, gt=0,

@@ -173,6 +173,14 @@ class EventStore(ABC):
     def iter_impressions(self, after_seq: int = 0, batch: int = 10_000) -> Iterator[list[ImpressionRecord]]: ...
 
     @abstractmethod
+    def put_document(self, kind: str, key: str, body: dict[str, Any]) -> None:
+        """Store (or replace) the JSON document ``key`` of ``kind`` (e.g. an experiment) durably."""
+
+    @abstractmethod
+    def iter_documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any], float]]:
+        """Every document of ``kind`` as (key, body, updated_at), in the order they were first stored."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> "EventStore":

@@ -260,6 +260,9 @@ class PostgresStore(EventStore):
                     "request_id TEXT NOT NULL UNIQUE, created_at DOUBLE PRECISION NOT NULL, scenario TEXT NOT NULL, "
                     "model_version TEXT NOT NULL, user_id TEXT, session_id TEXT, items JSONB NOT NULL, "
                     "context JSONB NOT NULL)").format(t("impressions")),
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+                    "kind TEXT NOT NULL, key TEXT NOT NULL, body JSONB NOT NULL, "
+                    "updated_at DOUBLE PRECISION NOT NULL, UNIQUE (kind, key))").format(t("documents")),
         ]
         unnest = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(_ARRAY_TYPES[c])) for c in EVENT_COLUMNS)
         return {
@@ -286,6 +289,12 @@ class PostgresStore(EventStore):
                 "INSERT INTO {} (request_id, created_at, scenario, model_version, user_id, session_id, items, "
                 "context) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb) "
                 "ON CONFLICT (request_id) DO NOTHING").format(t("impressions")),
+            "put_document": sql.SQL(
+                "INSERT INTO {} (kind, key, body, updated_at) VALUES (%s, %s, %s::jsonb, %s) "
+                "ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at"
+            ).format(t("documents")),
+            "iter_documents": sql.SQL("SELECT key, body, updated_at FROM {} WHERE kind = %s ORDER BY seq").format(
+                t("documents")),
             "iter_impressions": sql.SQL(
                 "SELECT seq, request_id, created_at, scenario, model_version, user_id, session_id, items, context "
                 "FROM {} WHERE seq > %s ORDER BY seq LIMIT %s").format(t("impressions")),
@@ -405,6 +414,20 @@ class PostgresStore(EventStore):
             yield [ImpressionRecord(request_id=r[1], created_at=r[2], scenario=r[3], model_version=r[4],
                                     user_id=r[5], session_id=r[6], items=r[7], context=r[8], seq=r[0])
                    for r in rows]
+
+    # ------------------------------------------------------------------ documents
+    def put_document(self, kind: str, key: str, body: dict[str, Any]) -> None:
+        params = (kind, key, _json(body), time.time())
+        query = self._sql["put_document"]
+
+        def job(w: _Writer) -> None:
+            w.lock().execute(query, params)
+
+        self._write(job)
+
+    def iter_documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any], float]]:
+        for key, body, updated in self._read(self._sql["iter_documents"], (kind,)):
+            yield key, body, updated
 
     # ------------------------------------------------------------------ lifecycle
     def _write(self, job: Any) -> Any:

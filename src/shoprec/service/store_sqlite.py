@@ -52,6 +52,14 @@ CREATE TABLE IF NOT EXISTS impressions (
     items TEXT NOT NULL,
     context TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS documents (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (kind, key)
+);
 """
 
 
@@ -205,6 +213,23 @@ class SQLiteStore(EventStore):
                                     user_id=r[5], session_id=r[6], items=json.loads(r[7]),
                                     context=json.loads(r[8]), seq=r[0]) for r in rows]
             last = rows[-1][0]
+
+    # ------------------------------------------------------------------ documents
+    def put_document(self, kind: str, key: str, body: dict[str, Any]) -> None:
+        row = (kind, key, _json(body), time.time())
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO documents (kind, key, body, updated_at) VALUES (?, ?, ?, ?) "
+                         "ON CONFLICT(kind, key) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                         row)
+
+        self._writer.run(job)
+
+    def iter_documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any], float]]:
+        rows = self._reader().execute("SELECT key, body, updated_at FROM documents WHERE kind = ? ORDER BY seq",
+                                      (kind,)).fetchall()
+        for key, body, updated in rows:
+            yield key, json.loads(body), updated
 
     def close(self) -> None:
         self._writer.close()
