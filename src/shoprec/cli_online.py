@@ -247,3 +247,107 @@ def simulate(
                                         "runs": [{"policy": r.policy, "arms": list(r.arms), **r.curve(1000)}
                                                  for r in runs]}, indent=1))
         _plain(f"wrote {json_out}")
+
+
+# --------------------------------------------------------------------------- experiments
+experiment_app = typer.Typer(no_args_is_help=True, help="A/B tests of a page's scenarios: start, report, stop.")
+app.add_typer(experiment_app, name="experiment")
+
+_SERVER = typer.Option("--server", help="The running service (http://HOST:PORT).")
+_KEY = typer.Option("--api-key", envvar="SHOPREC_API_KEY", help="The service's API key.")
+
+
+def _call(method: str, server: str, path: str, api_key: str | None, body=None) -> dict:
+    import httpx
+
+    try:
+        r = httpx.request(method, f"{server.rstrip('/')}{path}", headers={"X-API-Key": api_key or ""}, json=body,
+                          timeout=120)
+    except httpx.HTTPError as e:
+        _error(f"cannot reach {server}: {e}")
+        raise typer.Exit(2) from None
+    if r.status_code >= 300:
+        err = r.json().get("error", {}) if r.headers.get("content-type", "").startswith("application/json") else {}
+        _error(f"{server}: {r.status_code} {err.get('message', r.text[:300])}"
+               + (f" ({err['hint']})" if err.get("hint") else ""))
+        raise typer.Exit(2)
+    return r.json()
+
+
+@experiment_app.command("start")
+def experiment_start(
+    file: Annotated[Path, typer.Argument(help="The experiment (TOML or JSON): id, page, [[variants]] name, "
+                                              "scenario, share; primary_metric, mde, alpha …")],
+    server: Annotated[str, _SERVER] = "http://127.0.0.1:8000",
+    api_key: Annotated[Optional[str], _KEY] = None,
+) -> None:
+    """Start an A/B test on a running service (its variants are scenarios of the served model)."""
+    from .exceptions import ConfigError
+    from .online.abtest import read_experiment
+
+    try:
+        exp = read_experiment(file)
+    except ConfigError as e:
+        _error(e)
+        raise typer.Exit(2) from None
+    got = _call("POST", server, "/v1/experiments", api_key, exp.model_dump(exclude={"started_at", "stopped_at"}))
+    _plain(f"experiment {got['id']} started on page {got['page']}: "
+           + ", ".join(f"{v['name']} ({v['scenario']}, share {v['share']:g})" for v in got["variants"]))
+
+
+@experiment_app.command("list")
+def experiment_list(server: Annotated[str, _SERVER] = "http://127.0.0.1:8000",
+                    api_key: Annotated[Optional[str], _KEY] = None) -> None:
+    """Every experiment of a running service."""
+    t = Table(title="experiments")
+    for col in ("id", "page", "variants", "metric", "state"):
+        t.add_column(col)
+    for e in _call("GET", server, "/v1/experiments", api_key)["experiments"]:
+        t.add_row(e["id"], e["page"], ", ".join(f"{v['name']}={v['scenario']}" for v in e["variants"]),
+                  e["primary_metric"], "stopped" if e["stopped_at"] else "running")
+    console.print(t)
+
+
+@experiment_app.command("report")
+def experiment_report_cmd(
+    exp_id: Annotated[str, typer.Argument(metavar="ID", help="The experiment's id.")],
+    server: Annotated[Optional[str], typer.Option("--server", help="A running service (http://HOST:PORT).")] = None,
+    api_key: Annotated[Optional[str], _KEY] = None,
+    store: Annotated[Optional[str], typer.Option("--store", help="Or the event store the service logs to "
+                                                 "(offline: the same report from its impressions and events).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the JSON (with the daily looks).")] = False,
+) -> None:
+    """Per variant CTR, cart rate, conversion, revenue per impression and guardrails, and the
+    always-valid test (mSPRT with CUPED) of the primary metric."""
+    from .online.abtest import Experiment, experiment_report, format_report
+
+    if server is not None:
+        rep = _call("GET", server, f"/v1/experiments/{exp_id}", api_key)
+    elif store is not None:
+        from .service.store import open_store
+
+        with open_store(store) as st:
+            found = [Experiment.model_validate(b) for k, b, _ in st.iter_documents("experiment") if k == exp_id]
+            if not found:
+                have = [k for k, _, _ in st.iter_documents("experiment")]
+                _error(f"{store}: no experiment {exp_id!r} (it holds: {have or 'none'})")
+                raise typer.Exit(2)
+            imps = [r for b in st.iter_impressions() for r in b]
+            events = [r for b in st.iter_events() for r in b]
+        rep = experiment_report(found[0], imps, events)
+    else:
+        _error("give --server URL (a running service) or --store URL (its event store)")
+        raise typer.Exit(2)
+    if json_out:
+        console.print_json(json.dumps(rep, default=str))
+    else:
+        _plain(format_report(rep))
+
+
+@experiment_app.command("stop")
+def experiment_stop(exp_id: Annotated[str, typer.Argument(metavar="ID")],
+                    server: Annotated[str, _SERVER] = "http://127.0.0.1:8000",
+                    api_key: Annotated[Optional[str], _KEY] = None) -> None:
+    """Stop an A/B test: its page is answered by its own scenario again; the report stays."""
+    got = _call("POST", server, f"/v1/experiments/{exp_id}/stop", api_key)
+    _plain(f"experiment {got['id']} stopped")

@@ -69,3 +69,27 @@ def test_experiment_routes_visitors_reports_and_stops(service_settings):
         assert [e["id"] for e in listed] == ["home-vs-trending"] and listed[0]["stopped_at"]
         # a stopped test frees its page
         assert c.post("/v1/experiments", json=dict(EXP, id="second"), headers=ADMIN).status_code == 201
+        c.app.state.service.impressions.close()
+        c.app.state.service.impressions = None
+
+    # the same report offline from the store, by the command line
+    from typer.testing import CliRunner
+
+    from shoprec.cli import app
+
+    run = CliRunner().invoke(app, ["experiment", "report", "home-vs-trending", "--store", service_settings.store])
+    assert run.exit_code == 0, run.output
+    assert "trending vs control: conversion" in run.output and "first_visit" in run.output
+    run = CliRunner().invoke(app, ["experiment", "report", "nope", "--store", service_settings.store])
+    assert run.exit_code == 2 and "no experiment 'nope'" in run.output
+
+
+def test_experiment_file_errors_from_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from shoprec.cli import app
+
+    p = tmp_path / "exp.toml"
+    p.write_text('id = "x"\npage = "home"\n')
+    run = CliRunner().invoke(app, ["experiment", "start", str(p)])
+    assert run.exit_code == 2 and "exp.toml: variants: Field required" in run.output
