@@ -155,3 +155,49 @@ def test_storefront_end_to_end(browser, server):
     finally:
         context.close()
 
+
+
+def test_experiments_page_shows_the_report_with_plots(browser, server):
+    """An A/B test started over the API, traffic and a purchase, then its dashboard page: the table
+    per variant, the test's line and the two plots."""
+    import time
+
+    import httpx
+
+    from .conftest import PUBLIC_KEY
+
+    admin = {"X-API-Key": server.api_key}
+    exp = {"id": "home-ab", "page": "home", "min_visitors": 2,
+           "variants": [{"name": "control", "scenario": "home"}, {"name": "trending", "scenario": "first_visit"}]}
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.post("/v1/experiments", json=exp, headers=admin).status_code == 201
+        for i in range(20):
+            body = c.post("/v1/recommendations/home", json={"user_id": f"v{i}", "k": 4}).json()
+            if body["experiment"]["variant"] == "trending" and body["items"]:
+                ev = {"item_id": body["items"][0]["item_id"], "behaviour": "purchase", "user_id": f"v{i}",
+                      "request_id": body["request_id"], "position": 1, "price": 2.5}
+                assert c.post("/v1/events", json={"events": [ev]}, headers={"X-API-Key": PUBLIC_KEY}).status_code == 200
+    time.sleep(1.0)   # the impression log's batch
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{server.url}/experiments", timeout=TIMEOUT_MS)
+        page.locator("[data-testid=api-key]").fill(server.api_key)
+        page.locator("#key-form button").click()
+        page.wait_for_selector("[data-testid=experiment-home-ab] svg circle", timeout=TIMEOUT_MS)
+        rows = page.locator("[data-testid=experiment-home-ab] tr").all_inner_texts()
+        assert len(rows) == 3 and "control" in rows[1] and "trending" in rows[2], rows
+        assert "trending vs control" in page.locator("[data-testid=test-trending]").inner_text()
+        assert page.locator("[data-testid=experiment-home-ab] svg").count() == 2
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "experiments.png"), full_page=True)
+        assert not errors, errors
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "experiments-failure.png"), full_page=True)
+        print(server.log_tail())
+        raise
+    finally:
+        context.close()

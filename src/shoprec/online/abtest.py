@@ -376,8 +376,9 @@ def experiment_report(exp: Experiment, impressions: Iterable[Any], events: Itera
                 tau2 = exp.tau2 or ((exp.mde * base) ** 2 if base > 0 else max(raw_var, 1e-12))
                 st["msprt"], st["tau2"] = MSPRT(tau2, alpha), tau2
             p = st["msprt"].look(diff, var) if var > 0 else st["msprt"].p_value
-            lo, hi = st["msprt"].interval(diff, var) if var > 0 else (float("-inf"), float("inf"))
-            look["tests"][name] = {"difference": diff, "low": float(lo), "high": float(hi), "p_value": p,
+            lo, hi = st["msprt"].interval(diff, var) if var > 0 else (None, None)   # no spread yet: unbounded
+            look["tests"][name] = {"difference": diff, "low": None if lo is None else float(lo),
+                                   "high": None if hi is None else float(hi), "p_value": p,
                                    "variance": var, "variance_without_cuped": raw_var}
         looks.append(look)
 
@@ -428,8 +429,9 @@ def format_report(rep: dict[str, Any]) -> str:
             lines.append(f"{t['variant']} vs {t['against']}: waiting ({t['why']})")
             continue
         rel = f" ({t['relative']:+.1%})" if t.get("relative") is not None else ""
+        iv = ("unbounded" if t["low"] is None else f"[{t['low']:+.5f}, {t['high']:+.5f}]")
         lines.append(f"{t['variant']} vs {t['against']}: {t['metric']} {t['difference']:+.5f}{rel}, always-valid "
-                     f"{1 - t['alpha']:.0%} interval [{t['low']:+.5f}, {t['high']:+.5f}], p = {t['p_value']:.4f} "
+                     f"{1 - t['alpha']:.0%} interval {iv}, p = {t['p_value']:.4f} "
                      f"after {t['looks']} looks; CUPED variance reduction {t['cuped_variance_reduction']:.1%}: "
                      f"{t['decision']}")
     for v in rep["variants"]:

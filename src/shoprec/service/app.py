@@ -925,6 +925,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         async def storefront():
             return FileResponse(STOREFRONT / "index.html")
 
+        @app.get("/experiments", include_in_schema=False)
+        async def experiments_page():
+            """The A/B tests' dashboard (it asks for the API key; the data come from /v1/experiments)."""
+            return FileResponse(STOREFRONT / "experiments.html")
+
         @app.get("/storefront/config.json", include_in_schema=False)
         async def storefront_config():
             return {"public_key": settings.public_key, "read_requires_key": settings.read_requires_key}
