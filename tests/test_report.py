@@ -217,3 +217,26 @@ def test_drawing_the_report_is_a_progress_step_per_file(tmp_path):
         build_report(tmp_path, tmp_path / "r.html")
     (step,) = [s for s in rec.steps if s["description"].startswith("drawing the report")]
     assert step["total"] == 3 and step["done"] == 3 and step["unit"] == "file" and step["failed"] is False
+
+
+def test_simulator_section_plots_regret_per_case(tmp_path):
+    import json
+
+    from shoprec.exceptions import DataError
+    from shoprec.report.online import read_simulation, simulation_section
+
+    runs = []
+    for seed in (2, 3):
+        for policy, rate in (("fixed: a", 0.03), ("fixed: b", 0.01), ("thompson", 0.028)):
+            runs.append({"seed": seed, "drift": False, "policy": policy, "impressions": [1000, 2000, 3000],
+                         "cumulative_reward": [rate * 1000, rate * 2000, rate * 3000]})
+    p = tmp_path / "online-sim.json"
+    p.write_text(json.dumps({"drift_at": None, "runs": runs}))
+    cases = read_simulation(p)
+    assert [(c["seed"], c["drift"], len(c["runs"])) for c in cases] == [(2, False, 3), (3, False, 3)]
+    html, toc = simulation_section([p], "sim")
+    assert html.count("<img") == 2 and "regret" in html and toc[0] == "sim"
+    assert html.index("fixed: a") < html.index("thompson") < html.index("fixed: b")   # best first in the table
+    (tmp_path / "bad.json").write_text(json.dumps({"runs": [{"policy": "x"}]}))
+    with pytest.raises(DataError, match=r"bad\.json: runs\[0\] has no 'impressions'"):
+        read_simulation(tmp_path / "bad.json")
