@@ -9,6 +9,7 @@ package of the test extra; without them the test is skipped locally and fails un
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -72,14 +73,31 @@ def _wait_refilled(page, container: str, old_request_id: str | None) -> None:
         arg=[container, old_request_id], timeout=TIMEOUT_MS)
 
 
-def test_storefront_end_to_end(browser, server):
-    errors: list[str] = []
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+@contextlib.contextmanager
+def _page(browser, server, name: str, width: int = 1280):
+    """A fresh page that records page errors and console errors in ``page.errors``; on a failure a
+    screenshot goes to ``test-artifacts/NAME-failure.png`` and the server's log is printed."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.errors = errors
     try:
+        yield page
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-failure.png"), full_page=True)
+        print(server.log_tail())
+        raise
+    finally:
+        context.close()
+
+
+def test_storefront_end_to_end(browser, server):
+    with _page(browser, server, "storefront") as page:
+        errors = page.errors
         # ---- home: a feed of cards, each with the reason it is there
         page.goto(server.url + "/")
         page.wait_for_selector("body[data-ready='1']")
@@ -147,13 +165,6 @@ def test_storefront_end_to_end(browser, server):
         page.screenshot(path=str(ARTIFACTS / "storefront-search.png"), full_page=True)
 
         assert not errors, errors
-    except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "storefront-failure.png"), full_page=True)
-        print(server.log_tail())
-        raise
-    finally:
-        context.close()
 
 
 
@@ -178,11 +189,7 @@ def test_experiments_page_shows_the_report_with_plots(browser, server):
                       "request_id": body["request_id"], "position": 1, "price": 2.5}
                 assert c.post("/v1/events", json={"events": [ev]}, headers={"X-API-Key": PUBLIC_KEY}).status_code == 200
     time.sleep(1.0)   # the impression log's batch
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
+    with _page(browser, server, "experiments", width=1100) as page:
         page.goto(f"{server.url}/experiments", timeout=TIMEOUT_MS)
         page.locator("[data-testid=api-key]").fill(server.api_key)
         page.locator("#key-form button").click()
@@ -193,11 +200,4 @@ def test_experiments_page_shows_the_report_with_plots(browser, server):
         assert page.locator("[data-testid=experiment-home-ab] svg").count() == 2
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "experiments.png"), full_page=True)
-        assert not errors, errors
-    except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "experiments-failure.png"), full_page=True)
-        print(server.log_tail())
-        raise
-    finally:
-        context.close()
+        assert not page.errors, page.errors
