@@ -88,3 +88,20 @@ def test_cli_simulate(tmp_path):
     assert [x["policy"] for x in runs] == ["fixed: ease", "fixed: item_knn", "fixed: trending", "thompson"]
     r = CliRunner().invoke(app, ["simulate", "--policies", "greedy"])
     assert r.exit_code == 2 and "unknown policies" in r.output
+
+
+def test_cart_visitors_are_real_baskets_with_one_item_wanted():
+    """The cart page's simulated visitors: later baskets of the demo shop, one item hidden; answers
+    come from the basket (fbt) and the hidden item is what earns a reward."""
+    from shoprec.data.adapters import load_online_retail
+    from shoprec.demo_data import DEMO_PATH
+    from shoprec.online.simulator import CART_ARMS, cart_world, policy_specs
+
+    rec, task = cart_world(load_online_retail(DEMO_PATH)[0])
+    sim = ShopSimulator(rec, "cart", task, seed=1)
+    assert len(sim.contexts) == len(task.queries.user_idx)          # anonymous baskets are visitors too
+    assert all(ctx["basket"] for ctx in sim.contexts)
+    assert (np.diff(sim.wanted.indptr) == 1).all()                  # one hidden item each
+    (label, spec), = [s for s in policy_specs(["fixed"], CART_ARMS) if s[0] == "fixed: fbt"]
+    run = sim.run(make_stage("mix_policy", spec), impressions=400, batch=200, label=label)
+    assert len(run.reward) == 400 and run.reward.min() >= 0

@@ -90,11 +90,23 @@ class ShopSimulator:
         self.choice = choice or ChoiceModel()
         self.reward = reward or self.pipe.config.reward
         self.seed = seed
-        users = np.asarray(task.queries.user_idx)
-        keep = users >= 0
+        q = task.queries
+        users = np.asarray(q.user_idx)
+        basket = q.basket
+        with_basket = len(basket) == len(users) and int(basket.lengths.sum()) > 0
+        # a home visitor is a known customer; a cart visitor is a basket (its customer may be anonymous)
+        keep = np.flatnonzero(np.ones(len(users), bool) if with_basket else users >= 0)
         self.users = users[keep]
-        self.wanted = sp.csr_matrix(task.relevant)[np.flatnonzero(keep)]
-        self.user_ids = [str(u) for u in task.train.users.to_external(self.users)]
+        self.wanted = sp.csr_matrix(task.relevant)[keep]
+        known = self.users >= 0
+        ext = np.asarray(task.train.users.to_external(np.where(known, self.users, 0)), dtype=object)
+        self.user_ids = [str(e) if k else None for e, k in zip(ext, known)]
+        self.contexts: list[dict[str, Any]] = []
+        for j, r in enumerate(keep):
+            ctx: dict[str, Any] = {} if self.user_ids[j] is None else {"user_id": self.user_ids[j]}
+            if with_basket:
+                ctx["basket"] = [str(i) for i in task.train.items.to_external(basket[r])]
+            self.contexts.append(ctx)
 
     def run(self, policy: Any, impressions: int = 50_000, batch: int = 100, drift_at: int | None = None,
             drift_items: np.ndarray | None = None, label: str | None = None) -> SimRun:
@@ -122,7 +134,7 @@ class ShopSimulator:
                 n = min(batch, impressions - lo)
                 rows = rng.integers(0, len(self.users), n)
                 u = rng.random((n, k, 4))            # examine, click, cart, buy: drawn whatever the policy
-                resp = self.rec.recommend_raw(self.scenario, [{"user_id": self.user_ids[r]} for r in rows])
+                resp = self.rec.recommend_raw(self.scenario, [dict(self.contexts[r]) for r in rows])
                 items = np.full((n, k), -1, np.int64)
                 for i, rsp in enumerate(resp):
                     ids = [it["item_id"] for it in rsp["items"]][:k]
@@ -160,6 +172,28 @@ DEMO_SCENARIO = {"scenario": {"name": "home", "k": 10},
                                 {"label": "trending", "name": "popularity", "params": {"mode": "trending"},
                                  "weight": 0.3}],
                  "fusion": {"method": "weighted"}, "rules": {"exclude_history": "none"}}
+
+
+#: the simulated cart page: complements of a real basket of the later period (one of its items hidden:
+#: the visitor wants it), from bought-together counts, item-kNN over baskets, or what is trending
+CART_ARMS = {"fbt": {"fbt": 1.0}, "session_knn": {"session_knn": 1.0}, "trending": {"trending": 1.0}}
+CART_SCENARIO = {"scenario": {"name": "cart", "k": 10},
+                 "strategies": [{"name": "fbt", "weight": 4.0}, {"name": "session_knn", "weight": 0.5},
+                                {"label": "trending", "name": "popularity", "params": {"mode": "trending"},
+                                 "weight": 0.3}],
+                 "fusion": {"method": "weighted"}, "rules": {"exclude_basket": True, "exclude_history": "none"}}
+
+
+def cart_world(data: Any, test_fraction: float = 0.2) -> tuple[Any, Any]:
+    """(Recommender, task) of the simulated cart page: ``data`` cut in time, the CART_SCENARIO fitted
+    on the first part, and the later baskets with one item hidden (:func:`basket_hold_one_out`)."""
+    from ..evaluation.splits import basket_hold_one_out
+    from ..scenarios.config import scenario_from_dict
+    from ..scenarios.engine import Recommender
+
+    task = basket_hold_one_out(data, test_fraction=test_fraction)
+    rec = Recommender([scenario_from_dict(CART_SCENARIO, "simulated cart")]).fit(task.train)
+    return rec, task
 
 
 def demo_world(data: Any, test_fraction: float = 0.2, n_drift_items: int = 30) -> tuple[Any, Any, np.ndarray]:
