@@ -29,13 +29,11 @@ mixing variance ``τ² = (mde × control's metric)²`` is fixed at the first loo
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 import tomllib
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Iterable, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,8 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..exceptions import ConfigError
 from ..scenarios.config import RewardConfig
-from .experiments import MSPRT, cuped
-from .rewards import join_rewards
+from .experiments import MSPRT, cuped, hash_fraction
+from .rewards import _rows, join_rewards
 
 __all__ = ["METRICS", "Experiment", "ExperimentRouter", "Variant", "experiment_report", "read_experiment",
            "format_report", "visitor_of"]
@@ -174,24 +172,13 @@ class ExperimentRouter:
         visitor = visitor_of(user_id, session_id)
         if visitor is None:
             return exp.variants[0].scenario, None
-        # the same hash as experiments.assign (one visitor: no array round trip)
-        h = hmac.new(self.key, exp.id.encode() + b"\0" + visitor.encode(), hashlib.sha256).digest()
-        frac = int.from_bytes(h[:8], "big") / 2.0 ** 64
+        frac = hash_fraction(self.key, exp.id, visitor)   # as experiments.assign
         i = min(int(np.searchsorted(self._edges[page], frac, side="right")), len(exp.variants) - 1)
         v = exp.variants[i]
         return v.scenario, {"id": exp.id, "variant": v.name}
 
 
 # --------------------------------------------------------------------------- the report
-def _frame(records: Iterable[Any]) -> list[dict[str, Any]]:
-    out = []
-    for r in records:
-        out.append(r if isinstance(r, Mapping) else {k: getattr(r, k) for k in
-                                                     ("request_id", "created_at", "scenario", "user_id",
-                                                      "session_id", "items", "context")})
-    return out
-
-
 def _visitor_column(df: pd.DataFrame) -> pd.Series:
     u = df["user_id"].where(df["user_id"].notna() & (df["user_id"].astype(str) != ""))
     s = df["session_id"].where(df["session_id"].notna())
@@ -282,11 +269,11 @@ def experiment_report(exp: Experiment, impressions: Iterable[Any], events: Itera
         raise ValueError(f"experiment {exp.id!r} has not started")
     now = time.time() if now is None else float(now)
     end = min(now, exp.stopped_at) if exp.stopped_at is not None else now
-    rows = [r for r in _frame(impressions)
+    rows = [r for r in _rows(impressions)
             if ((r.get("context") or {}).get("experiment") or {}).get("id") == exp.id]
     names = [v.name for v in exp.variants]
     counts: dict[str, int] = {"impressions_logged": len(rows)}
-    ev = events if isinstance(events, pd.DataFrame) else pd.DataFrame(_frame_events(events))
+    ev = events if isinstance(events, pd.DataFrame) else pd.DataFrame(_rows(events))
     for c in ("item_id", "user_id", "session_id", "price", "quantity", "timestamp", "behaviour", "request_id",
               "position"):
         if c not in ev.columns:
@@ -403,12 +390,6 @@ def experiment_report(exp: Experiment, impressions: Iterable[Any], events: Itera
         results.append(row)
     return {"experiment": exp.model_dump(), "as_of": end, "running": exp.running, "variants": variants,
             "tests": results, "looks": looks, "counts": counts}
-
-
-def _frame_events(events: Iterable[Any]) -> list[dict[str, Any]]:
-    cols = ("item_id", "behaviour", "timestamp", "user_id", "session_id", "price", "quantity", "request_id",
-            "position")
-    return [e if isinstance(e, Mapping) else {c: getattr(e, c, None) for c in cols} for e in events]
 
 
 def format_report(rep: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["MSPRT", "assign", "cuped", "difference"]
+__all__ = ["MSPRT", "assign", "cuped", "difference", "hash_fraction"]
 
 
 def assign(visitor_ids: Sequence[str], experiment: str, shares: Sequence[float], key: bytes | str) -> np.ndarray:
@@ -34,11 +34,15 @@ def assign(visitor_ids: Sequence[str], experiment: str, shares: Sequence[float],
     k = key.encode() if isinstance(key, str) else key
     if len(k) < 16:
         raise ValueError("the assignment key must be at least 16 bytes (a secret of the shop's)")
-    prefix = experiment.encode() + b"\0"
-    u = np.fromiter((int.from_bytes(hmac.new(k, prefix + str(v).encode(), hashlib.sha256).digest()[:8], "big")
-                     for v in visitor_ids), dtype=np.uint64, count=len(visitor_ids))
-    frac = u.astype(np.float64) / 2.0 ** 64
+    frac = np.fromiter((hash_fraction(k, experiment, v) for v in visitor_ids), dtype=np.float64,
+                       count=len(visitor_ids))
     return np.minimum(np.searchsorted(edges, frac, side="right"), len(w) - 1).astype(np.int32)
+
+
+def hash_fraction(key: bytes, experiment: str, visitor: str) -> float:
+    """The visitor's point in [0, 1) for ``experiment``: HMAC-SHA256 under ``key``, first 8 bytes."""
+    digest = hmac.new(key, experiment.encode() + b"\0" + str(visitor).encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
 
 def cuped(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:
