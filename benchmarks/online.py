@@ -1,5 +1,6 @@
 """The online loop measured: off-policy evaluation on the Open Bandit Dataset (``--parts ope``) and
-what a learning policy adds to a request (``--parts cost``).
+what a learning policy adds to a request (``--parts cost``), bandits in the shop simulator on the home
+page (``--parts sim``) and the cart page (``--parts simcart``), sequential A/B tests (``--parts ab``).
 
     python benchmarks/online.py --parts ope                          # shoprec only
     python benchmarks/online.py --parts ope --obp-python /tmp/obpvenv/bin/python --write
@@ -27,7 +28,7 @@ from machine import CoreShare  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = ROOT.parent / "shared" / "data"
-PARTS = ("ope", "cost", "sim", "ab")
+PARTS = ("ope", "cost", "sim", "simcart", "ab")
 
 
 def machine() -> dict:
@@ -66,6 +67,13 @@ def main() -> None:
                     res = online_sim.sim(impressions=args.impressions)
                 res.update(date=str(date.today()), machine=machine(), other_cores=share.other_cores)
                 print("\n".join(online_sim.table_lines(res)))
+            elif part == "simcart":
+                import online_simcart
+
+                with CoreShare() as share:
+                    res = online_simcart.simcart(impressions=args.impressions)
+                res.update(date=str(date.today()), machine=machine(), other_cores=share.other_cores)
+                print("\n".join(online_simcart.table_lines(res)))
             elif part == "ab":
                 import online_ab
 

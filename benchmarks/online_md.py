@@ -10,7 +10,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def online_lines() -> list[str]:
     lines = ["", "## Learning from the shop's own traffic (issue 11)", ""]
-    for part, render in (("ope", ope_lines), ("sim", sim_lines), ("ab", ab_lines), ("cost", cost_lines)):
+    for part, render in (("ope", ope_lines), ("sim", sim_lines), ("simcart", simcart_lines), ("ab", ab_lines), ("cost", cost_lines)):
         p = RESULTS / f"online-{part}.json"
         if p.exists():
             lines += render(json.loads(p.read_text()))
@@ -33,6 +33,12 @@ def _section(part: str, title: str, res: dict, extra: str = "", note: str = "") 
 def sim_lines(res: dict) -> list[str]:
     return _section("sim", "Bandits over the home page's mix, in the shop simulator", res,
                     f"; {res['impressions']:,} impressions per run, {res['visitors']:,} simulated customers",
+                    " The visitors and the choice model are described in `src/shoprec/online/simulator.py`.")
+
+
+def simcart_lines(res: dict) -> list[str]:
+    return _section("simcart", "Bandits over the cart page's mix, in the shop simulator", res,
+                    f"; {res['impressions']:,} answers per run, {res['visitors']:,} baskets",
                     " The visitors and the choice model are described in `src/shoprec/online/simulator.py`.")
 
 

@@ -151,3 +151,26 @@ def test_discounted_thompson_forgets_and_follows_a_drift():
     # 0.99 ** 100 of the arm-0 history is left: it has forgotten the old successes
     assert forgetful.posterior_mean()[0] < 0.1 < fixed.posterior_mean()[0]
     assert forgetful.probabilities_now()[1] > 0.9 > fixed.probabilities_now()[1]
+
+
+@pytest.mark.parametrize("cls", [LinUCBPolicy, LinTSPolicy])
+def test_discounted_linear_policies_follow_a_drift(cls):
+    # arm 0 is best for 40 rounds, then arm 1 is: with a discount the policy switches, without it lags
+    ctx = _ctx(50)
+    fixed, forgetful = cls(arms=ARMS, explore=0.02, country_buckets=0), \
+        cls(arms=ARMS, explore=0.02, country_buckets=0, discount=0.995)
+    for pol in (fixed, forgetful):
+        rng = np.random.default_rng(7)
+        x = context_features(ctx, 0)
+        for t in range(80):
+            p = pol._probabilities(ctx, x)
+            arm = (p.cumsum(1) < rng.random(len(ctx))[:, None]).sum(1)
+            good = 0 if t < 40 else 1
+            r = (rng.random(len(ctx)) < np.where(arm == good, 0.4, 0.05)).astype(float)
+            pol.update(MixFeedback(arm, r, features=x))
+    assert forgetful.posterior_mean()[1] > forgetful.posterior_mean()[0]
+    assert forgetful._probabilities(ctx, context_features(ctx, 0))[:, 1].mean() > 0.9
+    # the prior λI is kept: A stays positive definite however much is forgotten
+    assert np.all(np.linalg.eigvalsh(forgetful.A) >= forgetful.config.ridge - 1e-9)
+    # the undiscounted one still weighs the old 40 rounds as much as the new ones
+    assert fixed.posterior_mean()[0] > forgetful.posterior_mean()[0]

@@ -19,7 +19,9 @@ its upper confidence bound. ``explore`` mixes in a uniform share (ε), so every 
 a new answer is a pull (reward 0 so far), a later click or purchase adds to its reward. The state is
 sufficient statistics only (pulls, reward sums, sums of squares; per arm ``A = λI + Σ x xᵀ`` and
 ``b = Σ r x`` for the linear ones), so updates commute and any process that sees the same answers
-and rewards holds the same state (see :mod:`shoprec.online.learner`).
+and rewards holds the same state (see :mod:`shoprec.online.learner`). With a ``discount`` < 1 (every
+policy: the statistics shrink by the discount per new answer, the linear ones' prior λI excepted) the
+order of updates matters a little, so two workers may differ in the last digits.
 
 Rewards of the ``beta`` model are read as success probabilities: an answer's reward is capped at 1
 (a purchase, or several clicks, is one success). ``gaussian`` takes any real reward (revenue).
@@ -147,6 +149,9 @@ class LearningConfig(ArmsConfig):
     explore: float = Field(default=0.05, ge=0.0, le=1.0,
                            description="Uniform share mixed into every choice (keeps each arm's propensity ≥ explore / A).")
     grid: int = Field(default=512, ge=64, le=16384, description="Quadrature points for P(arm is best).")
+    discount: float = Field(default=1.0, gt=0, le=1, description="Each new answer multiplies what was learned "
+                            "before by this (discounted bandits, for a shop whose best mix drifts): 0.9999 "
+                            "remembers about the last 10,000 answers; 1 never forgets.")
 
 
 class LearningPolicy(MixPolicy):
@@ -210,6 +215,11 @@ class LearningPolicy(MixPolicy):
         arm = np.asarray(feedback.arm, np.int64)
         if not len(arm):
             return
+        g = self.config.discount
+        if g < 1:
+            n_new = float(np.sum(np.ones(len(arm)) if feedback.pull is None else feedback.pull))
+            if n_new:
+                self._discount(g ** n_new)
         r = np.asarray(feedback.reward, np.float64)
         prev = np.zeros(len(arm)) if feedback.previous is None else np.asarray(feedback.previous, np.float64)
         pull = np.ones(len(arm)) if feedback.pull is None else np.asarray(feedback.pull, np.float64)
@@ -223,6 +233,12 @@ class LearningPolicy(MixPolicy):
         self._update_extra(arm, r, pull, feedback.features)
 
     capped = False
+
+    def _discount(self, f: float) -> None:
+        """Multiply what was learned so far by ``f`` (the discount of the answers since)."""
+        self.pulls *= f
+        self.reward_sum *= f
+        self.reward_sq *= f
 
     def _update_extra(self, arm, r, pull, x) -> None:
         pass
@@ -260,9 +276,6 @@ class ThompsonConfig(LearningConfig):
     prior_mean: float = Field(default=0.0, description="gaussian: prior mean of every arm's reward.")
     prior_strength: float = Field(default=1.0, gt=0, description="gaussian: the prior counts as this many answers.")
     prior_sd: float = Field(default=1.0, gt=0, description="gaussian: prior guess of the reward's standard deviation.")
-    discount: float = Field(default=1.0, gt=0, le=1, description="Each new answer multiplies what was learned "
-                            "before by this (discounted Thompson sampling, for a shop whose best mix drifts): "
-                            "0.9999 remembers about the last 10,000 answers; 1 never forgets.")
     refresh_seconds: float = Field(default=0.5, ge=0, description="The arm probabilities are recomputed from the "
                                    "posterior at most this often (batched Thompson sampling; every choice is still "
                                    "drawn from, and logged with, the probabilities in force).")
@@ -314,14 +327,6 @@ class ThompsonPolicy(LearningPolicy):
         self._cached, self._dirty = None, True
 
     def update(self, feedback: MixFeedback) -> None:
-        g = self.config.discount
-        if g < 1 and len(feedback.arm):
-            n_new = float(np.sum(np.ones(len(feedback.arm)) if feedback.pull is None else feedback.pull))
-            if n_new:
-                f = g ** n_new
-                self.pulls *= f
-                self.reward_sum *= f
-                self.reward_sq *= f
         super().update(feedback)
         self._dirty = True
 
@@ -364,6 +369,12 @@ class _Linear(LearningPolicy):
     def features(self, ctx):
         price = getattr(getattr(self.env, "facts", None), "price", None)
         return context_features(ctx, self.config.country_buckets, price)
+
+    def _discount(self, f: float) -> None:
+        super()._discount(f)
+        ridge = np.eye(self.dim) * self.config.ridge       # the prior λI is not forgotten
+        self.A = ridge + f * (self.A - ridge)
+        self.b *= f
 
     def _update_extra(self, arm, r, pull, x) -> None:
         if x is None:
