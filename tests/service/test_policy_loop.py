@@ -101,6 +101,8 @@ def test_posted_rewards_shift_traffic_and_survive_kill_9(policy_models, tmp_path
             assert after[arm]["reward"] == pytest.approx(before[arm]["reward"])
             assert after[arm]["probability"] == pytest.approx(before[arm]["probability"], abs=1e-9)
         assert body["rebuilt_from"]["impressions"] == ROUNDS * PER_ROUND
+        # the snapshot taken at the first start (of an empty log) was used, and the whole log after it
+        assert body["rebuilt_from"]["from_snapshot"] == 1 and body["rebuilt_from"]["snapshot_impressions"] == 0
         r = httpx.get(f"{srv.url}/v1/policies/cart", headers={"X-API-Key": API_KEY}, timeout=10)
         assert r.status_code == 404 and r.json()["error"]["code"] == "no_learning_policy"
 

@@ -225,7 +225,8 @@ class Service:
                              trained_through_seq=int(meta.get("trained_through_seq", 0)),
                              trained_through_item_seq=int(meta.get("trained_through_item_seq", 0)),
                              store=self.store, exploration=s.exploration, max_batch=s.max_batch, threads=s.threads,
-                             on_impressions=self._on_impressions, on_batch=self._on_batch)
+                             on_impressions=self._on_impressions, on_batch=self._on_batch,
+                             snapshot_seconds=s.snapshot_seconds)
         # follow the bus from before the replay, so nothing published meanwhile is missed
         # (the engine skips events it already has by their sequence number)
         self.bus.start(self._on_bus)

@@ -185,7 +185,8 @@ class Engine:
                  trained_through_item_seq: int = 0, store: EventStore | None = None,
                  exploration: float = 0.0, seed: int = 0, max_batch: int = 64, threads: int = 1,
                  on_impressions: Callable[[list[ImpressionRecord]], None] | None = None,
-                 on_batch: Callable[[str, int, float], None] | None = None) -> None:
+                 on_batch: Callable[[str, int, float], None] | None = None,
+                 snapshot_seconds: float = 300.0) -> None:
         self.rec = rec
         self.version = version
         self.trained_through_seq = trained_through_seq
@@ -206,6 +207,9 @@ class Engine:
         #: scenario → the learner of its learning mix policy (see shoprec.online.learner)
         self.learners: dict[str, Any] = self._make_learners(rec)
         self._expired_at = time.monotonic()
+        self.snapshot_seconds = snapshot_seconds
+        self._snapshots_stop = threading.Event()
+        self._snapshotter: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -215,15 +219,33 @@ class Engine:
                                             self.trained_through_item_seq)
             log.info("replayed %d item changes and %d events from %s", n_items, n_events, self.store.url)
             if self.learners:
-                from ..online.learner import rebuild_all
+                from ..online.snapshot import restore_all
 
-                got = rebuild_all(self.learners.values(), self.store)
-                log.info("policies of %s rebuilt from %d impressions and %d events", sorted(self.learners),
-                         got["impressions"], got["events"])
+                got = restore_all(self.learners.values(), self.store)
+                log.info("policies of %s rebuilt from %d snapshot(s), then %d impressions and %d events",
+                         sorted(self.learners), got["from_snapshot"], got["impressions"], got["events"])
         self.warm_up(self.rec)
         self._thread = threading.Thread(target=self._run, name="shoprec-engine", daemon=True)
         self._thread.start()
+        if self.store is not None and self.snapshot_seconds > 0:
+            self._snapshotter = threading.Thread(target=self._snapshot_loop, name="policy-snapshots", daemon=True)
+            self._snapshotter.start()
         self.ready = True
+
+    def _snapshot_loop(self) -> None:
+        """Snapshot the learning policies' state (shoprec.online.snapshot.compact) at once and then
+        every ``snapshot_seconds``; from copies rebuilt from the store, never from the live learners."""
+        from ..online.snapshot import compact
+
+        while not self._snapshots_stop.is_set():
+            learners = list(self.learners.values())
+            if learners:
+                try:
+                    got = compact(learners, self.store)
+                    log.debug("policy snapshots stored: %s", got)
+                except Exception:  # noqa: BLE001 - a failed snapshot only makes the next restart longer
+                    log.exception("policy snapshot failed")
+            self._snapshots_stop.wait(self.snapshot_seconds)
 
     @staticmethod
     def _make_learners(rec: Recommender, old: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -273,6 +295,10 @@ class Engine:
                 log.exception("warm-up of %s failed", scenario)
 
     def stop(self) -> None:
+        self._snapshots_stop.set()
+        if self._snapshotter is not None:
+            self._snapshotter.join(timeout=30)
+            self._snapshotter = None
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=30)
@@ -544,9 +570,9 @@ class Engine:
             learners = engine._make_learners(rec, engine.learners)
             fresh = [ln for s, ln in learners.items() if ln is not engine.learners.get(s)]
             if fresh and engine.store is not None:
-                from ..online.learner import rebuild_all
+                from ..online.snapshot import restore_all
 
-                rebuild_all(fresh, engine.store)
+                restore_all(fresh, engine.store)
             engine.learners = learners
             engine.rec = rec
             engine.version = prepared.manifest["version"]

@@ -39,6 +39,10 @@ class ServiceSettings(BaseModel):
                                description="Share of responses shown in a uniformly random order (logged "
                                            "propensities make them usable for off-policy evaluation).")
     max_batch: int = Field(default=64, ge=1, le=4096, description="Requests of one scenario answered together.")
+    snapshot_seconds: float = Field(default=300.0, ge=0.0,
+                                    description="How often the learning policies' state is snapshotted into the "
+                                                "event store, so a restart replays only the traffic since "
+                                                "(0: never; a restart then replays the whole log).")
     watch_seconds: float = Field(default=2.0, ge=0.0,
                                  description="How often the models folder's CURRENT is checked for a new "
                                              "version (0 = only POST /v1/admin/reload).")
