@@ -18,7 +18,9 @@ def ope(
                                       "Dataset CSV), or a CSV / Parquet / JSON Lines table with the action, "
                                       "reward and propensity of every logged choice.")],
     policy: Annotated[str, typer.Option("--policy", help="The policy to evaluate: uniform, arm:NAME, "
-                                        "weights:NAME=P,NAME=P,…, or thompson:PRIOR.json[#KEY].")],
+                                        "weights:NAME=P,NAME=P,…, thompson:PRIOR.json[#KEY], or "
+                                        "scenario:PATH.toml (its learning [policy], fitted on the first "
+                                        "--fit-fraction of the answers, evaluated on the rest).")],
     estimators: Annotated[Optional[str], typer.Option("--estimators", help="Comma-separated, of ips, snips, dm, "
                                                       "dr, switch-dr, iips, rips, sips (default: the first five, "
                                                       "plus the slate ones when rows form lists).")] = None,
@@ -31,6 +33,8 @@ def ope(
     context: Annotated[Optional[str], typer.Option("--context", help="Comma-separated columns the reward "
                                                    "model reads (DM, DR).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    fit_fraction: Annotated[float, typer.Option("--fit-fraction", help="scenario:… policies: the share of the "
+                                                "answers (oldest first) the policy learns from.")] = 0.5,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the estimates as JSON.")] = None,
 ) -> None:
     """Estimate what a policy would earn from logs another policy produced (off-policy evaluation)."""
@@ -40,7 +44,15 @@ def ope(
     try:
         table = read_feedback(logs, action=action, reward=reward, propensity=propensity,
                               context=[c.strip() for c in context.split(",")] if context else None)
-        target = target_policy(policy, table, seed=seed)
+        if policy.startswith("scenario:"):
+            from .online.ope import scenario_target
+
+            n_all = len(table.log)
+            target, table = scenario_target(policy.removeprefix("scenario:"), table, fit_fraction)
+            _plain(f"the policy learned from {n_all - len(table.log):,} answers; evaluated on the "
+                   f"{len(table.log):,} after them")
+        else:
+            target = target_policy(policy, table, seed=seed)
         names = [e.strip() for e in estimators.split(",") if e.strip()] if estimators else None
         results = evaluate_policy(table, target, names, n_boot=n_boot, level=level, seed=seed, tau=tau)
     except (FileNotFoundError, ValueError) as e:

@@ -101,3 +101,86 @@ def test_open_bandit_logs(shared_data):
     (ips,) = evaluate_policy(table, target_policy("uniform", table), ["ips"], n_boot=0)
     # the uniform policy evaluated on its own uniform logs is the logged mean exactly
     assert ips.value == pytest.approx(table.log.on_policy_value)
+
+
+SCENARIO = """
+[scenario]
+name = "home"
+
+[[strategies]]
+name = "ease"
+
+[[strategies]]
+name = "popularity"
+
+[policy]
+name = "{name}"
+params = {{ explore = 0.1, arms = {{ a = {{ ease = 1.0 }}, b = {{ popularity = 1.0 }} }} }}
+"""
+
+
+def _shop_log(n=600, seed=0):
+    """Answers logged uniformly over arms a and b (propensity .5) in time order. Mobile visitors
+    (feature 1) buy from a with probability .8 and from b .1; the others the other way round."""
+    rng = np.random.default_rng(seed)
+    arm = rng.choice(["a", "b"], n)
+    mobile = rng.random(n) < 0.5
+    p = np.where(mobile == (arm == "a"), 0.8, 0.1)
+    x = np.zeros((n, 18))
+    x[:, 0], x[:, 1] = 1.0, mobile
+    return pd.DataFrame({"request_id": [f"r{i}" for i in range(n)], "created_at": np.arange(n, dtype=float),
+                         "arm": arm, "reward": (rng.random(n) < p).astype(float), "propensity": 0.5,
+                         "features": [json.dumps(v.tolist()) for v in x]}), mobile
+
+
+@pytest.mark.parametrize("name", ["thompson", "linucb"])
+def test_a_scenario_policy_learns_on_the_first_part_and_is_evaluated_on_the_rest(tmp_path, name):
+    from shoprec.online.ope import scenario_target
+
+    frame, mobile = _shop_log()
+    path = tmp_path / "home.toml"
+    path.write_text(SCENARIO.format(name=name))
+    table = feedback_from_frame(frame)
+    target, rest = scenario_target(path, table, fit_fraction=0.5)
+    assert len(rest.log) == 300 and target.shape == (300, 2)
+    np.testing.assert_allclose(target.sum(1), 1.0)
+    assert (target >= 0.05 - 1e-12).all()                 # explore .1 over two arms
+    late = mobile[300:]
+    if name == "linucb":
+        # the context decides: a for mobile visitors, b for the others (explore aside)
+        assert (target[late, 0] == pytest.approx(0.95)) and (target[~late, 1] == pytest.approx(0.95))
+        truth = 0.95 * 0.8 + 0.05 * 0.1
+    else:
+        # context-free: both arms earn .45 on average, so neither wins by much
+        assert np.allclose(target, target[0]) and abs(target[0, 0] - 0.5) < 0.45
+        truth = None
+    (ips,) = evaluate_policy(rest, target, ["snips"], n_boot=0)
+    if truth is not None:
+        assert ips.value == pytest.approx(truth, abs=0.08)
+    r = runner.invoke(app, ["ope", "--logs", str(_write(tmp_path, frame)), "--policy", f"scenario:{path}",
+                            "--estimators", "ips,snips", "--n-boot", "50"])
+    assert r.exit_code == 0, r.output
+    assert "learned from 300 answers" in r.output
+
+
+def _write(tmp_path, frame):
+    p = tmp_path / "logs.csv"
+    frame.to_csv(p, index=False)
+    return p
+
+
+def test_a_scenario_policy_that_cannot_be_evaluated_is_a_clear_error(tmp_path):
+    from shoprec.online.ope import scenario_target
+
+    frame, _ = _shop_log(40)
+    path = tmp_path / "home.toml"
+    path.write_text(SCENARIO.format(name="linucb").replace("b = { popularity", "c = { popularity"))
+    with pytest.raises(ValueError, match=r"arms \['c'\] were never logged"):
+        scenario_target(path, feedback_from_frame(frame))
+    path.write_text(SCENARIO.format(name="linucb"))
+    with pytest.raises(ValueError, match="have none"):
+        scenario_target(path, feedback_from_frame(frame.assign(features=None)))
+    static = tmp_path / "static.toml"
+    static.write_text(SCENARIO.split("[policy]")[0])
+    with pytest.raises(ValueError, match="does not learn"):
+        scenario_target(static, feedback_from_frame(frame))

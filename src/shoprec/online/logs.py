@@ -48,6 +48,18 @@ class FeedbackTable:
     context: sp.csr_matrix | None = None
     action_features: sp.csr_matrix | None = None
     actions: list[str] = field(default_factory=list)
+    #: the table's own rows, aligned with the log (a shop's logs: created_at, features, …), when read from one
+    frame: pd.DataFrame | None = None
+
+    def take(self, rows: np.ndarray) -> "FeedbackTable":
+        """The rows ``rows`` (an index array) of the log, features and frame."""
+        rows = np.asarray(rows, np.int64)
+        lg = self.log
+        slate = pd.factorize(lg.slate[rows])[0]
+        log = LoggedFeedback(lg.action[rows], lg.reward[rows], lg.pscore[rows], lg.n_actions,
+                             position=lg.position[rows], slate=slate)
+        return FeedbackTable(log, None if self.context is None else self.context[rows], self.action_features,
+                             list(self.actions), None if self.frame is None else self.frame.iloc[rows].reset_index(drop=True))
 
 
 def open_bandit_feedback(logs: pd.DataFrame, n_actions: int | None = None) -> FeedbackTable:
@@ -99,7 +111,7 @@ def feedback_from_frame(frame: pd.DataFrame, *, action: str = "arm", reward: str
     sl = pd.factorize(frame[slate])[0] if slate and slate in frame.columns else None
     log = LoggedFeedback(act, r, p, len(known), position=pos, slate=sl)
     ctx = one_hot(frame[context]) if context else None
-    return FeedbackTable(log, ctx, None, known)
+    return FeedbackTable(log, ctx, None, known, frame.reset_index(drop=True))
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -11,6 +11,12 @@ the (n rows, n actions) matrix of the evaluated policy's probabilities:
 * ``thompson:PATH.json[#KEY]`` — Bernoulli Thompson sampling over ranked lists from a Beta prior
   ``{"alpha": [...], "beta": [...]}`` (under ``KEY`` when given), each row at its position, by
   Monte Carlo (:func:`~shoprec.online.thompson.ranking_distribution`).
+
+:func:`scenario_target` evaluates a scenario's own learning ``[policy]`` (``scenario:PATH.toml`` in
+``shoprec ope``) on a shop's logs: the policy learns from the first ``fit_fraction`` of the answers in
+time order (each a pull with its reward and its logged context features), is then frozen, and its
+probabilities for each later answer (from that answer's logged features, for the linear policies) are
+the target on those later answers, which are the rows evaluated.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from .logs import FeedbackTable
 from .reward_model import RewardModel
 from .thompson import ranking_distribution
 
-__all__ = ["DEFAULT_ESTIMATORS", "SLATE_ESTIMATORS", "evaluate_policy", "target_policy"]
+__all__ = ["DEFAULT_ESTIMATORS", "SLATE_ESTIMATORS", "evaluate_policy", "scenario_target", "target_policy"]
 
 DEFAULT_ESTIMATORS = ("ips", "snips", "dm", "dr", "switch-dr")
 SLATE_ESTIMATORS = ("iips", "rips", "sips")
@@ -79,6 +85,65 @@ def target_policy(spec: str, table: FeedbackTable, *, n_sim: int = 100_000, seed
         return np.ascontiguousarray(dist.T[log.position])
     raise ValueError(f"unknown policy {spec!r}: expected uniform, arm:NAME, weights:NAME=P,…, "
                      "or thompson:PRIOR.json[#KEY]")
+
+
+def scenario_target(path: str | Path, table: FeedbackTable, fit_fraction: float = 0.5,
+                    batch: int = 200) -> tuple[np.ndarray, FeedbackTable]:
+    """(target (m, A), the m evaluated rows of ``table``): the scenario file's learning ``[policy]``
+    fitted on the first ``fit_fraction`` of the answers (module docstring)."""
+    import json as json_
+
+    from ..scenarios.config import load_scenario
+    from ..scenarios.stages import MixFeedback, make_stage
+
+    sc = load_scenario(path)
+    pol = make_stage("mix_policy", sc.policy, str(path))
+    if not getattr(pol, "learns", False):
+        raise ValueError(f"{path}: its policy {pol.name!r} does not learn from rewards; evaluate a fixed mix with "
+                         "arm:NAME or weights:NAME=P,…")
+    if not 0.0 <= fit_fraction < 1.0:
+        raise ValueError(f"fit fraction {fit_fraction!r}: expected a number in [0, 1)")
+    missing = [a for a in pol.arm_names if a not in table.actions]
+    if missing:
+        raise ValueError(f"{path}: the policy's arms {missing} were never logged (the log's actions are "
+                         f"{table.actions}); off-policy evaluation can only reweight logged choices")
+    frame = table.frame
+    n = len(table.log)
+    if frame is None:
+        raise ValueError("a scenario policy is evaluated on a shop's own logs (shoprec rewards --out), not on "
+                         "a dataset log")
+    order = np.argsort(frame["created_at"].to_numpy(np.float64), kind="stable") if "created_at" in frame else np.arange(n)
+    feats = None
+    if not getattr(pol, "context_free", False):
+        if "features" not in frame or frame["features"].isna().any():
+            raise ValueError(f"{path}: policy {pol.name!r} reads context features, and "
+                             f"{int(frame['features'].isna().sum()) if 'features' in frame else n:,} logged answers "
+                             "have none (they were logged by a policy that did not compute them)")
+        feats = np.array([json_.loads(v) if isinstance(v, str) else list(v) for v in frame["features"]], np.float64)
+        if feats.shape[1] != pol.dim:
+            raise ValueError(f"{path}: the logged features have {feats.shape[1]} columns; policy {pol.name!r} "
+                             f"reads {pol.dim}")
+    col = np.array([table.actions.index(a) for a in pol.arm_names])
+    to_arm = np.full(len(table.actions), -1)
+    to_arm[col] = np.arange(len(col))
+    n_fit = int(round(fit_fraction * n))
+    fit, ev = order[:n_fit], order[n_fit:]
+    if not len(ev):
+        raise ValueError(f"fit fraction {fit_fraction}: no answers left to evaluate on")
+    fit = fit[to_arm[table.log.action[fit]] >= 0]       # answers of arms the policy does not have teach it nothing
+    for lo in range(0, len(fit), batch):
+        rows = fit[lo:lo + batch]
+        pol.update(MixFeedback(to_arm[table.log.action[rows]].astype(np.int32), table.log.reward[rows],
+                               features=None if feats is None else feats[rows]))
+
+    class _Rows:
+        def __len__(self) -> int:
+            return len(ev)
+
+    p = pol._probabilities(_Rows(), None if feats is None else feats[ev])
+    target = np.zeros((len(ev), len(table.actions)))
+    target[:, col] = p
+    return target, table.take(ev)
 
 
 def _action_index(name: str, table: FeedbackTable) -> int:

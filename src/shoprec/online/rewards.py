@@ -95,7 +95,9 @@ def _impression_frames(impressions: Iterable[Any]) -> tuple[pd.DataFrame, pd.Dat
         pol = ctx.get("policy") or {}
         rec = {"request_id": r["request_id"], "scenario": r.get("scenario"), "created_at": float(r["created_at"]),
                "user_id": r.get("user_id"), "session_id": r.get("session_id"),
-               "policy": pol.get("name"), "arm": pol.get("arm"), "propensity": pol.get("propensity")}
+               "policy": pol.get("name"), "arm": pol.get("arm"), "propensity": pol.get("propensity"),
+               # the context features a linear policy chose with, as JSON text (survives CSV and Parquet)
+               "features": None if pol.get("features") is None else json.dumps([float(v) for v in pol["features"]])}
         for f in CONTEXT_FIELDS:
             rec[f] = ctx.get(f)
         rec["basket_size"] = len(ctx.get("basket") or [])
@@ -103,7 +105,7 @@ def _impression_frames(impressions: Iterable[Any]) -> tuple[pd.DataFrame, pd.Dat
         for it in r.get("items") or []:
             shown.append((r["request_id"], int(it["position"]), str(it["item_id"]), it.get("propensity")))
     requests = pd.DataFrame(req, columns=["request_id", "scenario", "created_at", "user_id", "session_id", "policy",
-                                          "arm", "propensity", *CONTEXT_FIELDS, "basket_size"])
+                                          "arm", "propensity", "features", *CONTEXT_FIELDS, "basket_size"])
     requests = requests.drop_duplicates("request_id", keep="first").reset_index(drop=True)
     shown_df = pd.DataFrame(shown, columns=["request_id", "position", "item_id", "propensity"])
     shown_df = shown_df.drop_duplicates(["request_id", "position"]).reset_index(drop=True)
