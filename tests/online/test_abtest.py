@@ -44,6 +44,28 @@ def test_experiment_file_errors_name_the_file_and_field(tmp_path):
         read_experiment(p)
 
 
+def test_inline_overrides_route_to_the_page_with_their_weights(tmp_path):
+    p = tmp_path / "e.toml"
+    p.write_text('[experiment]\nid = "x"\npage = "home"\n'
+                 '[[experiment.variants]]\nname = "control"\n'
+                 '[[experiment.variants]]\nname = "no_trending"\nweights = { trending = 0.0 }\n')
+    e = read_experiment(p).model_copy(update={"started_at": T0})
+    r = ExperimentRouter([e], KEY)
+    got = {repr(r.route("home", f"user{i}", None)) for i in range(200)}
+    assert got == {repr(("home", {"id": "x", "variant": "control"}, None)),
+                   repr(("home", {"id": "x", "variant": "no_trending"},
+                         {"name": "no_trending", "weights": {"trending": 0.0}}))}
+    # the page twice, or the same override twice, serve the same thing: refused
+    p.write_text('[experiment]\nid = "x"\npage = "home"\n'
+                 '[[experiment.variants]]\nname = "a"\n[[experiment.variants]]\nname = "b"\nscenario = "home"\n')
+    with pytest.raises(ConfigError, match=r"variants \['a', 'b'\] would serve the same thing"):
+        read_experiment(p)
+    p.write_text('[experiment]\nid = "x"\npage = "home"\n'
+                 '[[experiment.variants]]\nname = "a"\n[[experiment.variants]]\nname = "b"\nweights = { ease = -1 }\n')
+    with pytest.raises(ConfigError, match="finite and ≥ 0"):
+        read_experiment(p)
+
+
 def test_router_is_sticky_matches_assign_and_keeps_the_shares():
     e = exp(variants=[{"name": "control", "scenario": "home", "share": 3},
                       {"name": "ease", "scenario": "home_ease", "share": 1}])
@@ -58,13 +80,13 @@ def test_router_is_sticky_matches_assign_and_keeps_the_shares():
     assert abs(idx.mean() - 0.25) < 0.03
     assert {g[0] for g in got} == {"home", "home_ease"}
     # other pages, and visitors without an id, are not in the experiment
-    assert r.route("cart", "user1", None) == ("cart", None)
-    assert r.route("home", None, None) == ("home", None)
+    assert r.route("cart", "user1", None) == ("cart", None, None)
+    assert r.route("home", None, None) == ("home", None, None)
     # a different key reassigns (the key is the secret of the shop's)
     other = ExperimentRouter([e], "z" * 32)
     assert [o[1]["variant"] for o in (other.route("home", u, None) for u in users)] != [g[1]["variant"] for g in got]
     stopped = e.model_copy(update={"stopped_at": T0 + 1})
-    assert ExperimentRouter([stopped], KEY).route("home", "user1", None) == ("home", None)
+    assert ExperimentRouter([stopped], KEY).route("home", "user1", None) == ("home", None, None)
     with pytest.raises(ValueError, match="two running experiments"):
         ExperimentRouter([e, e.model_copy(update={"id": "other"})], KEY)
 
@@ -133,7 +155,7 @@ def _simulated(lift: float, seed: int, n: int = 3000, days: int = 10, pre: bool 
                    for k in range(rng.poisson(taste[u] * 20))]
     for day in range(days):
         for u in range(n):
-            _, meta = router.route("home", f"u{u}", None)
+            _, meta, _ = router.route("home", f"u{u}", None)
             rid = f"r{day}-{u}"
             t = T0 + day * DAY + rng.uniform(0, DAY / 2)
             imps.append(imp(rid, meta["variant"], t, user=f"u{u}", exp_id=e.id))

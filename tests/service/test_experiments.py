@@ -93,3 +93,55 @@ def test_experiment_file_errors_from_the_command_line(tmp_path):
     p.write_text('id = "x"\npage = "home"\n')
     run = CliRunner().invoke(app, ["experiment", "start", str(p)])
     assert run.exit_code == 2 and "exp.toml: variants: Field required" in run.output
+
+
+def test_an_inline_override_variant_and_server_errors_per_variant(service_settings):
+    with TestClient(create_app(service_settings)) as c:
+        service = c.app.state.service
+        labels = [s.display for s in service.engine.rec.pipelines["home"].specs_]
+        exp = {"id": "override", "page": "home", "min_visitors": 2,
+               "variants": [{"name": "control"}, {"name": "only_first", "weights": {x: 0.0 for x in labels[1:]}}]}
+        bad = dict(exp, variants=[{"name": "control"}, {"name": "b", "weights": {"no_such_strategy": 1.0}}])
+        r = c.post("/v1/experiments", json=bad, headers=ADMIN)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_strategy"
+        assert c.post("/v1/experiments", json=exp, headers=ADMIN).status_code == 201, r.text
+        # one visitor's requests fail inside the engine (an injected fault)
+        rec = service.engine.rec
+        real = rec.recommend_raw
+
+        def flaky(scenario, contexts, mixes=None):
+            if any(getattr(x, "user_id", None) == "crash" for x in contexts):
+                raise RuntimeError("injected fault")
+            return real(scenario, contexts, mixes)
+
+        rec.recommend_raw = flaky
+        seen = {}
+        for i in range(30):
+            body = c.post("/v1/recommendations/home", json={"user_id": f"v{i}", "k": 5}).json()
+            seen[f"v{i}"] = body["experiment"]["variant"]
+            assert body["scenario"] == "home"
+        r = c.post("/v1/recommendations/home", json={"user_id": "crash", "k": 5})
+        assert r.status_code == 500
+        service.impressions.close()
+        service.impressions = None
+    from shoprec.service.store import open_store
+
+    with open_store(service_settings.store) as st:
+        imps = [i for b in st.iter_impressions() for i in b if (i.context.get("experiment") or {}).get("id") == "override"]
+        events = [e for b in st.iter_events() for e in b]
+    arms = {i.user_id: i.context["policy"]["arm"] for i in imps if i.items}
+    for user, variant in seen.items():
+        # the override's answers are logged as its own arm, with propensity 1
+        assert (arms[user] == "override:only_first") == (variant == "only_first")
+    from shoprec.online.abtest import Experiment, experiment_report
+
+    stored = next(body for key, body, _ in open_store(service_settings.store).iter_documents("experiment")
+                  if key == "override")
+    rep = experiment_report(Experiment.model_validate(stored), imps, events)
+    by = {v["name"]: v for v in rep["variants"]}
+    crashed = next(i.context["experiment"]["variant"] for i in imps if i.context.get("error"))
+    assert by[crashed]["errors"] == 1 and by[crashed]["error_rate"] > 0
+    assert sum(v["errors"] for v in by.values()) == 1 and rep["counts"]["errors_logged"] == 1
+    assert by[crashed]["impressions"] == sum(v == crashed for v in seen.values())   # the failure is no answer
+    if crashed != "control":
+        assert any("requests failed" in b for b in by[crashed]["guardrail_breaches"])

@@ -2,7 +2,8 @@
 
 An :class:`Experiment` names the **page** the storefront asks for (``home``), its **variants** (each a
 scenario the served model holds: the page's own, or another TOML file trained beside it, e.g.
-``home_ease``), their traffic shares and the **primary metric**. While it runs, the service routes
+``home_ease``; or an inline override of a scenario's fusion weights, ``weights = { ease = 0 }``, served
+by the same fitted pipeline), their traffic shares and the **primary metric**. While it runs, the service routes
 each visitor of the page (``user_id``, else ``session_id``) to a variant by :func:`~.experiments.assign`
 (a keyed HMAC, so the same variant in every session, worker and restart) and logs the impression with
 ``context.experiment = {"id", "variant"}`` and its compute time.
@@ -12,7 +13,8 @@ rewards do (:func:`~.rewards.join_rewards`: by request and position, else sessio
 within ``window_seconds``), and reports per variant: visitors, impressions, and per answer shown the
 CTR (any engagement with a shown item), cart rate, conversion (a shown item bought) and revenue;
 the share of visitors who bought a recommended item; and the guardrails (empty answers, compute
-latency p50/p99). Every metric that can be the primary one is per answer, so it does not drift
+latency p50/p99, the share of the variant's requests that failed with a server error: the service logs
+each as an answer without items and with an ``error``). Every metric that can be the primary one is per answer, so it does not drift
 with the test's age (a per-visitor share grows as visitors come back).
 
 The test of each variant against the first (the control) is an mSPRT (:class:`~.experiments.MSPRT`),
@@ -60,8 +62,33 @@ class _Strict(BaseModel):
 
 class Variant(_Strict):
     name: str = Field(pattern=SLUG, description="The variant's name in reports (e.g. control, ease_only).")
-    scenario: str = Field(pattern=SLUG, description="The scenario of the served model that answers its visitors.")
+    scenario: str | None = Field(default=None, pattern=SLUG,
+                                 description="The scenario of the served model that answers its visitors "
+                                             "(default: the page's own).")
+    weights: dict[str, float] | None = Field(default=None, description="An inline override: the scenario "
+                                             "answers with these fusion weights (by strategy label; the "
+                                             "strategies not named keep theirs, 0 switches one off), no "
+                                             "training of another scenario needed.")
     share: float = Field(default=1.0, gt=0, description="Traffic weight (any positive numbers; normalised).")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, w: dict[str, float] | None) -> dict[str, float] | None:
+        if w is not None:
+            if not w:
+                raise ValueError("an override names at least one strategy's weight")
+            bad = {k: v for k, v in w.items() if not (np.isfinite(v) and v >= 0)}
+            if bad:
+                raise ValueError(f"weights must be finite and ≥ 0; got {bad}")
+        return w
+
+    def served(self, page: str) -> str:
+        """The scenario that answers this variant's visitors of ``page``."""
+        return self.scenario or page
+
+    def mix(self) -> dict[str, Any] | None:
+        """The override the pipeline applies (``shoprec.scenarios.policies.override_mix``), or None."""
+        return None if self.weights is None else {"name": self.name, "weights": dict(self.weights)}
 
 
 class Guardrails(_Strict):
@@ -69,6 +96,8 @@ class Guardrails(_Strict):
                                                                     "control's above this is a breach.")
     max_empty_rate: float = Field(default=0.02, ge=0, le=1, description="Share of empty answers above this (and "
                                                                         "above the control's) is a breach.")
+    max_error_rate: float = Field(default=0.01, ge=0, le=1, description="Share of the variant's requests that "
+                                  "failed with a server error above this (and above the control's) is a breach.")
 
 
 class Experiment(_Strict):
@@ -98,14 +127,14 @@ class Experiment(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"variant names must be unique; repeated: {dup}")
-        scen = [x.scenario for x in v]
-        dup = sorted({n for n in scen if scen.count(n) > 1})
-        if dup:
-            raise ValueError(f"each variant needs its own scenario; shared: {dup}")
         return v
 
     @model_validator(mode="after")
-    def _times(self) -> "Experiment":
+    def _check(self) -> "Experiment":
+        served = [(x.served(self.page), tuple(sorted((x.weights or {}).items()))) for x in self.variants]
+        dup = sorted({x.name for x, key in zip(self.variants, served) if served.count(key) > 1})
+        if dup:
+            raise ValueError(f"variants {dup} would serve the same thing: give each its own scenario or weights")
         if self.started_at is not None and self.stopped_at is not None and self.stopped_at < self.started_at:
             raise ValueError("stopped_at is before started_at")
         return self
@@ -163,19 +192,22 @@ class ExperimentRouter:
                 self.by_page[e.page] = e
         self._edges = {p: np.cumsum(np.asarray(e.shares) / sum(e.shares)) for p, e in self.by_page.items()}
 
-    def route(self, page: str, user_id: str | None, session_id: str | None) -> tuple[str, dict[str, str] | None]:
+    def route(self, page: str, user_id: str | None, session_id: str | None
+              ) -> tuple[str, dict[str, str] | None, dict[str, Any] | None]:
         """(the scenario that answers, ``{"id", "variant"}`` or None when no experiment runs on the
-        page or the visitor has no id to be assigned by: those get the control and are not counted)."""
+        page or the visitor has no id to be assigned by: those get the control and are not counted,
+        the variant's override of the weights or None)."""
         exp = self.by_page.get(page)
         if exp is None:
-            return page, None
+            return page, None, None
         visitor = visitor_of(user_id, session_id)
         if visitor is None:
-            return exp.variants[0].scenario, None
+            v = exp.variants[0]
+            return v.served(page), None, v.mix()
         frac = hash_fraction(self.key, exp.id, visitor)   # as experiments.assign
         i = min(int(np.searchsorted(self._edges[page], frac, side="right")), len(exp.variants) - 1)
         v = exp.variants[i]
-        return v.scenario, {"id": exp.id, "variant": v.name}
+        return v.served(page), {"id": exp.id, "variant": v.name}, v.mix()
 
 
 # --------------------------------------------------------------------------- the report
@@ -272,7 +304,16 @@ def experiment_report(exp: Experiment, impressions: Iterable[Any], events: Itera
     rows = [r for r in _rows(impressions)
             if ((r.get("context") or {}).get("experiment") or {}).get("id") == exp.id]
     names = [v.name for v in exp.variants]
-    counts: dict[str, int] = {"impressions_logged": len(rows)}
+    # requests that failed with a server error are logged as answers without items and an "error":
+    # counted per variant (a guardrail), never as answers shown
+    failed = [r for r in rows if (r.get("context") or {}).get("error")]
+    errors = {n: 0 for n in names}
+    for r in failed:
+        v = r["context"]["experiment"].get("variant")
+        if v in errors and (r.get("created_at") or 0.0) <= end:
+            errors[v] += 1
+    rows = [r for r in rows if not (r.get("context") or {}).get("error")]
+    counts: dict[str, int] = {"impressions_logged": len(rows), "errors_logged": len(failed)}
     ev = events if isinstance(events, pd.DataFrame) else pd.DataFrame(_rows(events))
     for c in ("item_id", "user_id", "session_id", "price", "quantity", "timestamp", "behaviour", "request_id",
               "position"):
@@ -309,8 +350,11 @@ def experiment_report(exp: Experiment, impressions: Iterable[Any], events: Itera
     pv_now = _per_visitor(imps, hits, end + exp.window_seconds)   # everything known (for the table)
     variants = []
     for v in exp.variants:
-        row = {"name": v.name, "scenario": v.scenario, "share": v.share / sum(exp.shares)}
+        row = {"name": v.name, "scenario": v.served(exp.page), "weights": v.weights, "share": v.share / sum(exp.shares)}
         row.update(_metrics_row(pv_now[pv_now["variant"] == v.name], imps[imps["variant"] == v.name]))
+        row["errors"] = errors[v.name]
+        n_req = row["errors"] + int((imps["variant"] == v.name).sum())
+        row["error_rate"] = row["errors"] / n_req if n_req else 0.0
         variants.append(row)
     control = variants[0]
     for row in variants[1:]:
@@ -322,6 +366,9 @@ def experiment_report(exp: Experiment, impressions: Iterable[Any], events: Itera
                             f"{control['latency_p99_ms']:.1f} ms")
         if row["empty_answers"] > max(g.max_empty_rate, control["empty_answers"]):
             breaches.append(f"{row['empty_answers']:.1%} empty answers (at most {g.max_empty_rate:.1%})")
+        if row["error_rate"] > max(g.max_error_rate, control["error_rate"]):
+            breaches.append(f"{row['error_rate']:.1%} of requests failed ({row['errors']:,} server errors; at most "
+                            f"{g.max_error_rate:.1%})")
         row["guardrail_breaches"] = breaches
     control["guardrail_breaches"] = []
 
@@ -398,12 +445,12 @@ def format_report(rep: dict[str, Any]) -> str:
     lines = [f"experiment {exp['id']} on page {exp['page']}: primary metric {exp['primary_metric']}, "
              f"{'running' if rep['running'] else 'stopped'}; as of {time.strftime('%Y-%m-%d %H:%M', time.gmtime(rep['as_of']))} UTC",
              "", f"{'variant':<16}{'scenario':<16}{'visitors':>9}{'impr.':>9}{'CTR':>8}{'cart':>8}{'conv.':>8}"
-                 f"{'rev/imp':>9}{'empty':>7}{'p99 ms':>8}"]
+                 f"{'rev/imp':>9}{'empty':>7}{'errors':>7}{'p99 ms':>8}"]
     for v in rep["variants"]:
         p99 = f"{v['latency_p99_ms']:.1f}" if v["latency_p99_ms"] is not None else "-"
         lines.append(f"{v['name']:<16}{v['scenario']:<16}{v['visitors']:>9,}{v['impressions']:>9,}{v['ctr']:>8.2%}"
                      f"{v['cart_rate']:>8.2%}{v['conversion']:>8.2%}{v['revenue_per_impression']:>9.3f}"
-                     f"{v['empty_answers']:>7.1%}{p99:>8}")
+                     f"{v['empty_answers']:>7.1%}{v.get('error_rate', 0.0):>7.1%}{p99:>8}")
     lines.append("")
     for t in rep["tests"]:
         if t["decision"] == "waiting":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from dataclasses import replace
 
@@ -252,10 +252,13 @@ class Recommender:
                 reasons=[Reason.model_construct(**r) for r in it["reasons"]]) for it in raw["items"]])
             for raw in self.recommend_raw(scenario, contexts)]
 
-    def recommend_raw(self, scenario: str, contexts: list[RequestContext | dict[str, Any]]) -> list[dict[str, Any]]:
+    def recommend_raw(self, scenario: str, contexts: list[RequestContext | dict[str, Any]],
+                      mixes: Sequence[dict[str, Any] | None] | None = None) -> list[dict[str, Any]]:
         """The answers as plain dicts (``items``: ``item_id``, ``title``, ``score``, ``reasons``: list of
         ``strategy``, ``text``, ``anchor_item_id``, and for display ``reason`` (the first text) and
-        ``strategies`` (their names); ``notes``): what a server serialises."""
+        ``strategies`` (their names); ``notes``): what a server serialises. ``mixes``: per request,
+        None or an A/B variant's override of the scenario's weights (``{"name", "weights"}``, see
+        :func:`shoprec.scenarios.policies.override_mix`)."""
         if not self.pipelines:
             raise NotFittedError("Recommender is not fitted; call fit(data) first")
         pipe = self.pipelines.get(scenario)
@@ -263,6 +266,12 @@ class Recommender:
             raise RequestError(f"unknown scenario {scenario!r}; this recommender has {sorted(self.pipelines)}")
         ctxs = [RequestContext.parse(c) for c in contexts]
         q, filters, notes = self.to_queries(ctxs)
+        if mixes is not None and any(mixes):
+            if len(mixes) != len(ctxs):
+                raise RequestError(f"{len(mixes)} mixes for {len(ctxs)} requests")
+            mix = np.empty(len(ctxs), dtype=object)
+            mix[:] = list(mixes)
+            q = replace(q, context={**(q.context or {}), "mix": mix})
         ks = [c.k or pipe.config.k for c in ctxs]
         recs = pipe.recommend(q, max(ks), filters=filters)
         items = self._explain(pipe, q, recs, ks, ctxs)
@@ -275,7 +284,9 @@ class Recommender:
             nt = list(notes[r]) + list(pipe.notes_)
             if len(items[r]) < kk:
                 nt.append(f"only {len(items[r])} items satisfy the rules and filters")
-            policy = {"name": pipe.policy_.name, "arm": names[arms[r]], "propensity": prop[r]}
+            arm = names[arms[r]]
+            policy = {"name": "override" if arm.startswith("override:") else pipe.policy_.name, "arm": arm,
+                      "propensity": prop[r]}
             if feats is not None:
                 policy["features"] = feats[r]
             out.append({"items": items[r], "notes": nt, "policy": policy})

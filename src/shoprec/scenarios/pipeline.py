@@ -45,6 +45,7 @@ from .config import ScenarioConfig, StrategySpec
 from .facts import ItemFacts
 from .fusion.methods import RRFFusion, WeightedFusion
 from .fusion.pairs import Pairs, top_pairs, union_pairs
+from .policies import override_mix
 from .stages import (FilterReport, MixChoice, MixContext, Ranked, StageEnv, StageSpec, apply_filters,
                      make_stage)
 
@@ -312,10 +313,14 @@ class ScenarioPipeline:
 
     # ------------------------------------------------------------------ stages per block
     def choose_mix(self, queries: Queries) -> MixChoice:
-        """The mix policy's choice for each request."""
-        ctx = MixContext(queries, [s.display for s in self.specs_], self.weights_,
-                         np.array([m is not None for m in self.models_]))
-        return self.policy_.choose(ctx)
+        """The mix policy's choice for each request; a request whose context carries a ``mix``
+        (``{"name", "weights": {label: weight}}``: an A/B variant that overrides the scenario's
+        weights) is answered with the scenario's weights so overridden, as the arm
+        ``override:NAME`` with propensity 1 (the policy did not choose it)."""
+        labels = [s.display for s in self.specs_]
+        ctx = MixContext(queries, labels, self.weights_, np.array([m is not None for m in self.models_]))
+        choice = self.policy_.choose(ctx)
+        return override_mix(choice, queries.get_context("mix"), labels, self.weights_, self.config.name)
 
     def allowed(self, queries: Queries, filters: Sequence[RequestFilters | None] | None = None,
                 exclude: sp.csr_matrix | None = None) -> np.ndarray:

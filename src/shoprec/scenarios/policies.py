@@ -16,10 +16,12 @@ weight 0 in it::
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from pydantic import Field
+
+from ..exceptions import ConfigError
 
 from .stages import MixChoice, MixContext, MixPolicy, StageConfig
 
@@ -93,3 +95,30 @@ class UniformPolicy(MixPolicy):
         n, A = len(ctx), len(names)
         arm = self._rng.integers(0, A, size=n).astype(np.int32)
         return MixChoice(W[arm], arm, np.full(n, 1.0 / A), tuple(names))
+
+
+def override_mix(choice: MixChoice, mix: Sequence[Any] | None, labels: Sequence[str], base: np.ndarray,
+                 scenario: str = "scenario") -> MixChoice:
+    """``choice`` with the requests whose ``mix`` (per request: None, or ``{"name", "weights": {label:
+    weight}}``, an A/B variant that overrides the scenario's weights) answered by ``base`` so
+    overridden, as the arm ``override:NAME`` with propensity 1 (no policy chose it)."""
+    if mix is None or not any(m for m in mix):
+        return choice
+    W = np.array(choice.weights, dtype=np.float32, copy=True)
+    arm, prop = choice.arm.copy(), np.array(choice.propensity, np.float64, copy=True)
+    names = list(choice.arms)
+    index = {label: i for i, label in enumerate(labels)}
+    for r, m in enumerate(mix):
+        if not m:
+            continue
+        w = np.asarray(base, np.float32).copy()
+        for label, value in m["weights"].items():
+            if label not in index:
+                raise ConfigError(f"mix {m['name']!r}: no strategy {label!r} in scenario {scenario!r} "
+                                  f"(it has {list(labels)})")
+            w[index[label]] = value
+        name = f"override:{m['name']}"
+        if name not in names:
+            names.append(name)
+        W[r], arm[r], prop[r] = w, names.index(name), 1.0
+    return MixChoice(W, arm, prop, tuple(names), choice.features)

@@ -200,15 +200,17 @@ class Service:
         if self.bus is not None and self.bus.shared:
             self.bus.publish("experiments", [{"id": exp.id}])
 
-    def route(self, page: str, context: Any) -> tuple[str, dict[str, str] | None]:
-        """The scenario that answers ``page`` for this visitor, and its experiment and variant."""
+    def route(self, page: str, context: Any) -> dict[str, Any]:
+        """What the engine needs to answer ``page`` for this visitor: ``scenario`` (the served one),
+        ``experiment`` (its id and variant, or None) and ``mix`` (the variant's override of the weights)."""
         router = self.router
         if router is None or not router.by_page:
-            return page, None
-        served, meta = router.route(page, context.user_id, context.session_id)
+            return {"scenario": page, "experiment": None, "mix": None}
+        served, meta, mix = router.route(page, context.user_id, context.session_id)
         if served != page and (self.engine is None or served not in self.engine.rec.pipelines):
-            return page, None   # a model without the variant's scenario: the page as it is, not counted
-        return served, meta
+            # a model without the variant's scenario: the page as it is, not counted
+            return {"scenario": page, "experiment": None, "mix": None}
+        return {"scenario": served, "experiment": meta, "mix": mix}
 
     # ------------------------------------------------------------------ start / stop
     def start(self) -> None:
@@ -250,6 +252,19 @@ class Service:
             self.impressions.close()
         if self.store is not None:
             self.store.close()
+
+    def log_failure(self, payload: dict[str, Any], served: str, kind: str = "internal") -> None:
+        """A request of an A/B test that failed with a server error is logged as an answer without
+        items and with its ``error``, so the report counts the variant's errors (a guardrail)."""
+        exp = payload.get("experiment")
+        if not exp or self.impressions is None:
+            return
+        ctx = payload["context"]
+        self.impressions.add([ImpressionRecord(
+            request_id=payload["request_id"], created_at=time.time(), scenario=served,
+            model_version=self.engine.version if self.engine is not None else "", items=[],
+            user_id=getattr(ctx, "user_id", None), session_id=payload.get("session_id"),
+            context={"experiment": exp, "error": kind})])
 
     def _on_impressions(self, rows: list[ImpressionRecord]) -> None:
         """Log the answers (shared once logged, by :meth:`_share_answers`)."""
@@ -512,9 +527,10 @@ class FastRecommend:
             context = RecommendationRequest.model_validate_json(body)
         except (ValidationError, ValueError):
             return None
-        served, experiment = self.service.route(scenario, context)
+        routed = self.service.route(scenario, context)
+        served = routed["scenario"]
         payload = {"context": context, "session_id": context.session_id, "request_id": request_id or new_id(),
-                   "experiment": experiment}
+                   "experiment": routed["experiment"], "mix": routed["mix"]}
         metrics = self.service.metrics
         try:
             result = await eng.run("recommend", payload, served)
@@ -524,6 +540,7 @@ class FastRecommend:
         except Exception:  # noqa: BLE001 - as the app's handler of unexpected errors
             metrics.errors.labels(kind="internal").inc()
             log.exception("internal error on request %s: POST %s", payload["request_id"], scope["path"])
+            self.service.log_failure(payload, served)
             return internal_error(payload["request_id"])
         metrics.request_seconds.labels(scenario=scenario).observe(time.perf_counter() - start)
         return Response(_dumps(result), media_type="application/json", headers={"X-Request-ID": payload["request_id"]})
@@ -701,10 +718,17 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             service.metrics.errors.labels(kind="unknown_scenario").inc()
             return _error(404, "unknown_scenario", f"no scenario {scenario!r}",
                           f"this model serves: {', '.join(sorted(eng.rec.pipelines))}")
-        served, experiment = service.route(scenario, body)
+        routed = service.route(scenario, body)
+        served = routed["scenario"]
         payload = {"context": body, "session_id": body.session_id, "request_id": x_request_id or new_id(),
-                   "experiment": experiment}
-        result = await eng.run("recommend", payload, served)
+                   "experiment": routed["experiment"], "mix": routed["mix"]}
+        try:
+            result = await eng.run("recommend", payload, served)
+        except RequestError:
+            raise
+        except Exception:
+            service.log_failure(payload, served)
+            raise
         service.metrics.request_seconds.labels(scenario=scenario).observe(time.perf_counter() - start)
         return Response(_dumps(result), media_type="application/json", headers={"X-Request-ID": payload["request_id"]})
 
@@ -833,11 +857,19 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         """Start an A/B test of a page: its variants are scenarios of the served model, each visitor
         (user, else session) sticks to one by a keyed hash. Started now; one running test per page."""
         eng = engine()
-        missing = [v.scenario for v in body.variants if v.scenario not in eng.rec.pipelines]
+        missing = [v.served(body.page) for v in body.variants if v.served(body.page) not in eng.rec.pipelines]
         if missing:
             return _error(422, "unknown_scenario", f"variant scenario(s) {missing} are not in the served model",
                           f"this model serves: {', '.join(sorted(eng.rec.pipelines))}; train the variant's TOML "
-                          "beside the others (shoprec train --scenarios home,path/to/home_b.toml)")
+                          "beside the others (shoprec train --scenarios home,path/to/home_b.toml), or make "
+                          "the variant an override of a served scenario's weights")
+        for v in body.variants:
+            labels = [sp_.display for sp_ in eng.rec.pipelines[v.served(body.page)].specs_]
+            unknown = sorted(set(v.weights or {}) - set(labels))
+            if unknown:
+                return _error(422, "unknown_strategy", f"variant {v.name!r} overrides the weights of {unknown}, "
+                              f"which scenario {v.served(body.page)!r} does not have",
+                              f"its strategies are: {', '.join(labels)}")
         old = {e.id: e for e in await run_in_threadpool(service.experiments)}
         if body.id in old:
             return _error(409, "experiment_exists", f"an experiment {body.id!r} exists already",

@@ -443,7 +443,8 @@ class Engine:
                 ctx = ctx.model_copy(update={"filters": filters})
             contexts.append(ctx)
             metas.append(p)
-        responses = rec.recommend_raw(scenario, contexts)
+        mixes = [p.get("mix") for p in payloads]
+        responses = rec.recommend_raw(scenario, contexts, mixes if any(mixes) else None)
         out = []
         now = time.time()
         for p, ctx, resp in zip(metas, contexts, responses):

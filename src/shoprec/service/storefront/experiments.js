@@ -58,13 +58,14 @@ function render(rep) {
   box.appendChild(el("h2", {}, `${exp.id}: page ${exp.page}, ${exp.primary_metric} (${rep.running ? "running" : "stopped"})`));
   const t = el("table");
   const head = el("tr");
-  ["variant", "scenario", "visitors", "impressions", "CTR", "cart rate", "conversion", "revenue / impr.", "empty", "p99 ms"]
+  ["variant", "scenario", "visitors", "impressions", "CTR", "cart rate", "conversion", "revenue / impr.", "empty", "errors", "p99 ms"]
     .forEach((h) => head.appendChild(el("th", {}, h)));
   t.appendChild(head);
   for (const v of rep.variants) {
     const tr = el("tr", v.guardrail_breaches && v.guardrail_breaches.length ? { class: "breach" } : {});
-    [v.name, v.scenario, v.visitors, v.impressions, pct(v.ctr), pct(v.cart_rate), pct(v.conversion),
-      v.revenue_per_impression.toFixed(3), pct(v.empty_answers), v.latency_p99_ms === null ? "–" : v.latency_p99_ms.toFixed(1)]
+    const scen = v.weights ? `${v.scenario} (${Object.entries(v.weights).map(([k, w]) => k + " = " + w).join(", ")})` : v.scenario;
+    [v.name, scen, v.visitors, v.impressions, pct(v.ctr), pct(v.cart_rate), pct(v.conversion),
+      v.revenue_per_impression.toFixed(3), pct(v.empty_answers), pct(v.error_rate || 0), v.latency_p99_ms === null ? "–" : v.latency_p99_ms.toFixed(1)]
       .forEach((c) => tr.appendChild(el("td", {}, String(c))));
     t.appendChild(tr);
   }
