@@ -217,6 +217,8 @@ def simulate(
     drift_at: Annotated[Optional[int], typer.Option("--drift-at", help="From this impression on, every visitor "
                                                     "also wants the 30 items trending ranks first.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 2,
+    live: Annotated[bool, typer.Option("--live", help="The simulated clicks, carts and purchases flow back into "
+                                       "the recommender's online state (trending, co-visitation) as they happen.")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the reward curves as JSON.")] = None,
 ) -> None:
     """Run mix policies against simulated customers of the demo shop (see shoprec.online.simulator)."""
@@ -236,7 +238,7 @@ def simulate(
     with progress.step("fitting the simulated home page on the demo shop"):
         rec, task, top = demo_world(load_online_retail(DEMO_PATH)[0])
     drift_items = top if drift_at is not None else None
-    sim = ShopSimulator(rec, "home", task, seed=seed)
+    sim = ShopSimulator(rec, "home", task, seed=seed, live=live)
     specs = policy_specs(names, DEMO_ARMS)
     runs = []
     for label, spec in specs:

@@ -105,3 +105,23 @@ def test_cart_visitors_are_real_baskets_with_one_item_wanted():
     (label, spec), = [s for s in policy_specs(["fixed"], CART_ARMS) if s[0] == "fixed: fbt"]
     run = sim.run(make_stage("mix_policy", spec), impressions=400, batch=200, label=label)
     assert len(run.reward) == 400 and run.reward.min() >= 0
+
+
+def test_live_events_flow_into_the_online_state_of_a_copy(world):
+    rec, task = world
+    pop_model = rec.pipelines["home"].models_[0]
+    top = pop_model.recommend(Queries.for_users(np.array([-1], np.int32)), K).item_idx[0]
+    # the visitors want everything but what popularity shows first: its arm earns nothing at the start
+    # and only the knn arm's clicks can change that, by raising the clicked items' popularity
+    n_users, n_items = task.relevant.shape
+    wanted = np.ones((n_users, n_items))
+    wanted[:, top] = 0
+    others = EvalTask("tiny", task.train, task.queries, sp.csr_matrix(wanted), None, "test")
+    before = pop_model.scores_.copy()
+    uniform = {"name": "uniform", "params": {"arms": ARMS, "seed": 3}}
+    runs = {live: ShopSimulator(rec, "home", others, choice=CERTAIN, seed=0, live=live).run(
+        make_stage("mix_policy", uniform), impressions=3000, batch=50) for live in (False, True)}
+    pop_reward = {live: r.reward[r.arm == 0] for live, r in runs.items()}
+    assert pop_reward[False].sum() == 0                     # without live events nothing moves
+    assert pop_reward[True][-200:].mean() > 0.1             # with them, the clicked items climb the ranking
+    np.testing.assert_array_equal(pop_model.scores_, before)   # the simulator's own recommender is untouched

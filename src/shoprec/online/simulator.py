@@ -17,6 +17,11 @@ test):
   :func:`funnel_rates` computes them from any event table.
 * **Drift on demand**: from impression ``drift_at`` on, every visitor also wants ``drift_items`` (e.g.
   the items a category or a sale made popular).
+* **Live events** (``live=True``): the visitors' clicks, add-to-carts and purchases flow back into the
+  recommender's online state after each batch (``Recommender.observe``: live co-visitation, trending
+  and popularity counts, as the service applies posted events), on a simulated clock that starts at
+  the end of the training data and advances ``seconds_per_answer`` per answer. Each run starts from
+  its own copy of the fitted recommender, so every policy meets the same starting state.
 
 Each answer's reward is the scenario's ``[reward]`` (best behaviour per shown item, summed over the
 answer) and is fed to the policy at once (``MixFeedback``: a pull and its reward).
@@ -83,8 +88,13 @@ class ShopSimulator:
     its queries are the visitors and ``relevant`` what each wants."""
 
     def __init__(self, rec: Any, scenario: str, task: Any, choice: ChoiceModel | None = None,
-                 reward: RewardConfig | None = None, seed: int = 0) -> None:
+                 reward: RewardConfig | None = None, seed: int = 0, live: bool = False,
+                 seconds_per_answer: float = 60.0) -> None:
         self.rec = rec
+        self.live = live
+        self.seconds_per_answer = seconds_per_answer
+        ts = task.train.events["timestamp"].to_numpy()
+        self.clock0 = float(ts.max()) if len(ts) else 0.0
         self.scenario = scenario
         self.pipe = rec.pipelines[scenario]
         self.choice = choice or ChoiceModel()
@@ -101,6 +111,7 @@ class ShopSimulator:
         known = self.users >= 0
         ext = np.asarray(task.train.users.to_external(np.where(known, self.users, 0)), dtype=object)
         self.user_ids = [str(e) if k else None for e, k in zip(ext, known)]
+        self.baskets = [np.asarray(basket[r], np.int32) if with_basket else np.zeros(0, np.int32) for r in keep]
         self.contexts: list[dict[str, Any]] = []
         for j, r in enumerate(keep):
             ctx: dict[str, Any] = {} if self.user_ids[j] is None else {"user_id": self.user_ids[j]}
@@ -113,7 +124,12 @@ class ShopSimulator:
         """Serve ``impressions`` answers in batches with ``policy`` as the scenario's mix policy.
         The visitor sequence and their choices' random numbers depend only on ``seed``, so every
         policy meets the same visitors (paired comparison)."""
-        pipe = self.pipe
+        rec = self.rec
+        if self.live:
+            import copy
+
+            rec = copy.deepcopy(self.rec)        # the live events change it: every run from the same start
+        pipe = rec.pipelines[self.scenario]
         old = pipe.policy_
         policy.bind(pipe.env_)
         pipe.policy_ = policy
@@ -122,7 +138,7 @@ class ShopSimulator:
         c = self.choice
         examine = np.arange(1, k + 1, dtype=np.float64) ** -c.eta
         w_click, w_cart, w_buy = self.reward.click, self.reward.cart, self.reward.purchase
-        drift = np.zeros(self.rec.data_.n_items, bool)
+        drift = np.zeros(rec.data_.n_items, bool)
         if drift_items is not None:
             drift[np.asarray(drift_items, np.int64)] = True
         rewards = np.zeros(impressions)
@@ -134,12 +150,12 @@ class ShopSimulator:
                 n = min(batch, impressions - lo)
                 rows = rng.integers(0, len(self.users), n)
                 u = rng.random((n, k, 4))            # examine, click, cart, buy: drawn whatever the policy
-                resp = self.rec.recommend_raw(self.scenario, [dict(self.contexts[r]) for r in rows])
+                resp = rec.recommend_raw(self.scenario, [dict(self.contexts[r]) for r in rows])
                 items = np.full((n, k), -1, np.int64)
                 for i, rsp in enumerate(resp):
                     ids = [it["item_id"] for it in rsp["items"]][:k]
                     if ids:
-                        items[i, :len(ids)] = self.rec.data_.items.to_index(ids, missing=-1)
+                        items[i, :len(ids)] = rec.data_.items.to_index(ids, missing=-1)
                 valid = items >= 0
                 safe = np.where(valid, items, 0)
                 want = np.asarray(self.wanted[np.repeat(rows, k), safe.ravel()]).reshape(n, k) > 0
@@ -158,11 +174,27 @@ class ShopSimulator:
                 if any("features" in (rsp.get("policy") or {}) for rsp in resp):
                     feats = np.array([rsp["policy"]["features"] for rsp in resp], np.float64)
                 policy.update(MixFeedback(arm, r, features=feats))
+                if self.live and clicked.any():
+                    self._observe(rec, rows, items, clicked, carted, bought, lo)
                 rewards[lo:lo + n] = r
                 arms[lo:lo + n] = arm
         finally:
             pipe.policy_ = old
         return SimRun(label or policy.name, rewards, arms, names)
+
+    def _observe(self, rec: Any, rows: np.ndarray, items: np.ndarray, clicked: np.ndarray, carted: np.ndarray,
+                 bought: np.ndarray, lo: int) -> None:
+        """The batch's clicks (as views), add-to-carts and purchases into ``rec``'s online state."""
+        from ..data.schema import Behaviour
+        from ..strategies.base import LiveEvents
+        from ..data.ragged import Ragged
+
+        i, p = np.nonzero(clicked)
+        beh = np.where(bought[i, p], int(Behaviour.PURCHASE),
+                       np.where(carted[i, p], int(Behaviour.ADD_TO_CART), int(Behaviour.VIEW))).astype(np.int8)
+        t = self.clock0 + (lo + i).astype(np.float64) * self.seconds_per_answer
+        ctx = Ragged.from_lists([self.baskets[rows[a]] for a in i.tolist()])
+        rec.observe(LiveEvents(self.users[rows[i]].astype(np.int32), items[i, p].astype(np.int32), beh, t, ctx))
 
 
 #: the simulated home page of ``shoprec simulate`` and ``benchmarks/online.py --parts sim``
