@@ -183,6 +183,9 @@ def render() -> Path:
     from online_md import online_lines  # the online-learning section (benchmarks/online.py)
 
     lines += online_lines()
+    from health import health_lines  # the marketplace-health section (benchmarks/health.py)
+
+    lines += health_lines()
     out = ROOT / "BENCHMARKS.md"
     out.write_text("\n".join(lines) + "\n")
     return out

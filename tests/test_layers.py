@@ -16,6 +16,7 @@ ALLOWED = {
     "evaluation": {"data", "strategies"},
     "scenarios": {"data", "strategies", "evaluation"},
     "online": {"data", "strategies", "evaluation", "scenarios"},
+    "health": {"data"},
 }
 COMMON = {"exceptions", "progress", "__init__", "__version__"}
 

@@ -1,0 +1,137 @@
+"""Marketplace health measured with injected faults (``python benchmarks/health.py --parts prices``).
+
+prices: the real Online Retail price series (``../shared/data/online-retail``, sales lines with a
+positive quantity, one list price per item and day: ``shoprec.health.prices.price_series``); faults
+injected by ``benchmarks/health_inject.py`` (its docstring states how: ×3 spikes, −60 % drops,
+−35 % subsidised cuts with a volume spike, gradual +40 % creeps; 250 items per kind, one fault each,
+each kind on its own copy of the data); the detectors' thresholds were set on seed 1, the figures are
+seeds 2 and 3. A flag is a true positive when it names the injected item, the injected kind and the
+injected observation (for a creep: within its ramp and the ten observations after). Precision counts
+every flag of that kind on the touched items (a real anomaly there counts against it); recall the
+share of injected faults found. Reported beside them: the flags the untouched real data raises
+(per 1,000 daily prices), the flags of other kinds on the touched items, and the scan's wall time.
+Olist's price series are not measured yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks_md import add_write_options, finish  # noqa: E402
+from health_inject import KINDS, inject  # noqa: E402
+from machine import CoreShare  # noqa: E402
+
+from shoprec.health.prices import PriceSupervisor, price_series  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+DATA = ROOT.parent / "shared" / "data"
+PARTS = ("prices",)
+
+
+def online_retail_series(data: Path) -> tuple[pd.DataFrame, dict]:
+    df = pd.read_parquet(data / "online-retail" / "online_retail_2010_2011.parquet")
+    df = df[df["Quantity"] > 0]
+    ev = pd.DataFrame({"item_id": df["StockCode"].astype(str),
+                       "timestamp": df["InvoiceDate"].astype("datetime64[s]").astype("int64"),
+                       "price": df["UnitPrice"], "quantity": df["Quantity"]})
+    return price_series(ev, source="online-retail")
+
+
+def score(flags: pd.DataFrame, truth: pd.DataFrame, kind: str) -> dict:
+    touched = flags[flags["key"].isin(truth["item"].astype(str))]
+    fk = touched[touched["kind"] == kind]
+    m = fk.merge(truth.assign(key=truth["item"].astype(str)), on="key")
+    hit = m[(m["at"] >= m["t_from"]) & (m["at"] <= m["t_to"])]
+    tp_flags = len(hit.drop_duplicates(["key", "at"]))
+    return {"injected": len(truth), "found": int(hit["key"].nunique()), "recall": hit["key"].nunique() / len(truth),
+            "flags": len(fk), "precision": tp_flags / len(fk) if len(fk) else 0.0,
+            "other_kind_flags_on_touched": int((touched["kind"] != kind).sum())}
+
+
+def prices(data: Path, seeds=(2, 3), n: int = 250) -> dict:
+    t0 = time.perf_counter()
+    series, counts = online_retail_series(data)
+    t_series = time.perf_counter() - t0
+    sup = PriceSupervisor()
+    t0 = time.perf_counter()
+    clean = sup.scan(series)
+    t_scan = time.perf_counter() - t0
+    rows = []
+    for seed in seeds:
+        for kind in KINDS:
+            s, truth = inject(series, kind, n, seed=seed)
+            rows.append({"seed": seed, "kind": kind, **score(sup.scan(s).frame, truth, kind)})
+            print(f"seed {seed} {kind:8s} recall {rows[-1]['recall']:.3f} precision {rows[-1]['precision']:.3f}", flush=True)
+    per_k = {k: 1000 * v / counts["observations"] for k, v in clean.counts().items()}
+    return {"protocol": __doc__, "counts": counts, "series_seconds": t_series, "scan_seconds": t_scan,
+            "clean_flags": clean.counts(), "clean_flags_per_1000": per_k, "rows": rows,
+            "config": sup.config.__dict__}
+
+
+def table_lines(res: dict) -> list[str]:
+    out = ["| seed | kind | injected | found | recall | flags of that kind | precision | other kinds on touched items |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in res["rows"]:
+        out.append(f"| {r['seed']} | {r['kind']} | {r['injected']} | {r['found']} | {r['recall']:.3f} | {r['flags']} | "
+                   f"{r['precision']:.3f} | {r['other_kind_flags_on_touched']} |")
+    c = res["counts"]
+    clean = ", ".join(f"{k} {v:.2f}" for k, v in sorted(res["clean_flags_per_1000"].items()))
+    out += ["", f"Untouched data: {c['observations']:,} daily prices of {c['items']:,} items from {c['rows_kept']:,} "
+            f"sales lines ({c['skipped_not_positive']:,} lines with a price ≤ 0 skipped); flags per 1,000 daily "
+            f"prices: {clean}. Wall time: series {res['series_seconds']:.1f} s, full scan {res['scan_seconds']:.1f} s "
+            "(target ≤ 30 s)."]
+    return out
+
+
+def health_lines() -> list[str]:
+    p = RESULTS / "health-prices.json"
+    if not p.exists():
+        return []
+    res = json.loads(p.read_text())
+    m = res["machine"]
+    body = " ".join(x.strip() for x in res["protocol"].split("\n")[2:] if x.strip())
+    return ["", "## Marketplace health (issue 12)", "", "### Price supervision with injected faults", "",
+            f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}.",
+            "Reproduce: `python benchmarks/health.py --parts prices --write`.", "", body, "",
+            *table_lines(res), ""]
+
+
+def main() -> None:
+    import os
+    import platform
+
+    import psutil
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parts", default=",".join(PARTS))
+    ap.add_argument("--data", type=Path, default=DATA)
+    add_write_options(ap)
+    args = ap.parse_args()
+    if not args.write_only:
+        for part in [p.strip() for p in args.parts.split(",") if p.strip()]:
+            if part not in PARTS:
+                ap.error(f"unknown part {part!r}; the parts are {', '.join(PARTS)}")
+            with CoreShare() as share:
+                res = prices(args.data)
+            res.update(date=str(date.today()), other_cores=share.other_cores,
+                       machine={"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2 ** 30, 1),
+                                "python": platform.python_version()})
+            print("\n".join(table_lines(res)))
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / f"health-{part}.json").write_text(json.dumps(res, indent=1, default=float))
+    finish(args)
+
+
+if __name__ == "__main__":
+    main()
