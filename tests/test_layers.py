@@ -16,7 +16,7 @@ ALLOWED = {
     "evaluation": {"data", "strategies"},
     "scenarios": {"data", "strategies", "evaluation"},
     "online": {"data", "strategies", "evaluation", "scenarios"},
-    "health": {"data"},
+    "health": {"data", "strategies", "evaluation", "scenarios"},
 }
 COMMON = {"exceptions", "progress", "__init__", "__version__"}
 

@@ -49,6 +49,22 @@ def tiny_shop(seed: int = 0, n_users: int = 40, n_items: int = 24) -> ShopData:
     return ShopData.from_frame(frame, name="tiny", item_table=items)
 
 
+def priced_shop(days: int = 40, n_items: int = 10, spike: float = 3.0) -> ShopData:
+    """Items bought every day at steady prices (item ``i{k}`` at 1 + k, bought by 10 − k users a day,
+    so ``i0`` is the most popular), except that ``i0`` costs ``spike`` × its price on the last day: the
+    known answer of the price detectors and the ``price_flags`` re-ranker."""
+    rows = []
+    for d in range(days):
+        for i in range(n_items):
+            for u in range(n_items - i):
+                price = (1.0 + i) * (spike if (i == 0 and d == days - 1) else 1.0)
+                rows.append((f"u{u}", f"i{i}", int(Behaviour.PURCHASE), 1_600_000_000 + d * 86_400 + u,
+                             f"s{u}-{d}", price, 1.0))
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "behaviour", "timestamp", "session_id", "price",
+                                        "quantity"])
+    return ShopData.from_frame(frame, name="priced")
+
+
 def sample_queries(data: ShopData, seed: int = 1) -> Queries:
     """Known users, an unknown user with a session, an empty anonymous query, a known user with a basket."""
     rng = np.random.default_rng(seed)

@@ -348,6 +348,8 @@ BUILTIN: dict[tuple[str, str], str] = {
     ("fusion", "ranker"): "shoprec.scenarios.fusion.ranker:Ranker",
     ("reranker", "rules"): "shoprec.scenarios.rerank.rules:RulesReRanker",
     ("reranker", "mmr"): "shoprec.scenarios.rerank.mmr:MMRReRanker",
+    # marketplace health plugs in as a re-ranker (it imports scenarios)
+    ("reranker", "price_flags"): "shoprec.health.stage:PriceFlagsReRanker",
 }
 _REGISTRY: dict[tuple[str, str], str | type[Stage]] = dict(BUILTIN)
 

@@ -50,7 +50,7 @@ from .files import write_private
 from .metrics import Metrics
 from .ratelimit import Refusal, WriteLimits, storage_uri
 from .schemas import (HEADER_ID_PATTERN, ID_PATTERN, AdminStats, ErrorBody, EventBatch, EventsAccepted, Health,
-                      ItemBatch, ItemOutFull, ItemsAccepted, ModelInfo, RecommendationRequest, RecommendationResponse,
+                      ItemBatch, ItemOutFull, ItemsAccepted, ModelInfo, PriceFlag, RecommendationRequest, RecommendationResponse,
                       pattern_problem)
 from .settings import ServiceSettings
 from .store import EventRecord, EventStore, ImpressionRecord, ItemRecord, StoreError, new_id, open_store
@@ -562,6 +562,12 @@ class ShoprecAPI(FastAPI):
         return await super().__call__(scope, receive, send)
 
 
+def _price_flags(frame) -> list[PriceFlag]:
+    return [PriceFlag(item_id=str(r.item_id), kind=r.kind, price=float(r.price),
+                      usual=None if r.usual != r.usual else float(r.usual), reason=r.reason)
+            for r in frame.itertuples()]
+
+
 def create_app(settings: ServiceSettings) -> FastAPI:
     """The FastAPI app for ``settings`` (see the module docstring)."""
     service = Service(settings)
@@ -797,7 +803,30 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         service.bus.publish("items", [{"item_id": r.item_id, "attributes": r.attributes, "updated_at": r.updated_at,
                                        "seq": r.seq} for r in records])
         service.metrics.items.inc(len(records))
-        return ItemsAccepted(**res)
+        flags = []
+        if any("price" in r.attributes for r in records):
+            from ..health.stage import item_price_flags
+
+            got = await eng.run("call", lambda e: item_price_flags(e.rec))
+            if got is not None:
+                priced = {r.item_id for r in records if "price" in r.attributes}
+                cur = got[1]
+                flags = _price_flags(cur[cur["item_id"].isin(priced)])
+        return ItemsAccepted(**res, price_flags=flags)
+
+    @app.get("/v1/health/prices", dependencies=[Depends(need("admin"))], tags=["health"],
+             responses={**limited, 404: {"model": ErrorBody}})
+    async def health_prices():
+        """The items whose current price is abnormal (spike, drop, subsidised cut, creep), each with
+        its reason: from the training data's price series and every price upserted since."""
+        from ..health.stage import item_price_flags
+
+        got = await engine().run("call", lambda e: item_price_flags(e.rec))
+        if got is None:
+            return _error(404, "no_price_supervision", "no scenario of the served model supervises prices",
+                          'add [[rerankers]] name = "price_flags" to a scenario file and train it')
+        scenario, cur = got
+        return {"scenario": scenario, "flags": [f.model_dump() for f in _price_flags(cur)]}
 
     @app.get("/v1/items/{item_id}", response_model=ItemOutFull, dependencies=[Depends(need("read"))],
              tags=["items"], responses={404: {"model": ErrorBody}})

@@ -180,9 +180,20 @@ class ItemBatch(_Strict):
     items: list[ItemIn] = Field(min_length=1)
 
 
+class PriceFlag(BaseModel):
+    item_id: str
+    kind: str = Field(description="spike, drop, subsidy or creep.")
+    price: float
+    usual: float | None = Field(description="The item's usual price (the median of its recent daily prices).")
+    reason: str
+
+
 class ItemsAccepted(BaseModel):
     added: int = Field(description="Items new to the catalogue (recommendable at once).")
     updated: int = Field(description="Known items whose attributes changed.")
+    price_flags: list[PriceFlag] = Field(default_factory=list, description="Items of this request whose new "
+                                         "price is abnormal (a scenario with a price_flags re-ranker checks "
+                                         "every upserted price at once).")
 
 
 class ItemOutFull(BaseModel):

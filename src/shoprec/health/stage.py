@@ -1,0 +1,187 @@
+"""Price flags on the pages: the ``price_flags`` re-ranker a scenario declares to keep abnormal prices
+out of sight or at the bottom::
+
+    [[rerankers]]
+    name = "price_flags"
+    params = { action = "demote" }      # or "hold" (never shown) or "ignore" (flagged, shown as ranked)
+
+At fit it scans the training events' prices (:class:`~shoprec.health.prices.PriceSupervisor`) and
+keeps the items whose **current** price is abnormal: the item's last observed price raised a spike,
+drop or subsidy flag, or a creep was flagged within ``creep_days`` of its last observation. It also
+keeps, per item, the recent prices the live check compares with, so a catalogue upsert (``PUT
+/v1/items``) with an abnormal price flags the item at once (a spike or a drop: a single new price has no
+volume for a subsidy and no path for a creep), and a price back at a known level clears it.
+
+``demote`` moves flagged items after every unflagged one of the fused pool (their order kept);
+``hold`` removes them before candidates are taken (a rule, like out of stock).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from ..scenarios.stages import Ranked, ReRanker, StageConfig
+from .prices import PriceConfig, PriceSupervisor, price_series
+
+__all__ = ["PriceFlagsConfig", "PriceFlagsReRanker", "item_price_flags"]
+
+KIND_CODES = {"": 0, "spike": 1, "drop": 2, "subsidy": 3, "creep": 4}
+KIND_NAMES = {v: k for k, v in KIND_CODES.items()}
+
+
+class PriceFlagsConfig(StageConfig):
+    action: Literal["demote", "hold", "ignore"] = Field(default="demote", description="What a flagged item gets: "
+                                                        "demote (after every unflagged item), hold (never shown), "
+                                                        "ignore (shown as ranked; the flag is still reported).")
+    creep_days: float = Field(default=30.0, gt=0, description="A creep counts while flagged this recently.")
+
+
+class PriceFlagsReRanker(ReRanker):
+    """The ``price_flags`` re-ranker (module docstring)."""
+
+    name = "price_flags"
+    Config = PriceFlagsConfig
+
+    def fit(self, data, env) -> "PriceFlagsReRanker":
+        self.bind(env)
+        sup = PriceSupervisor()
+        n, W = data.n_items, sup.config.window
+        self.kind_ = np.zeros(n, np.int8)
+        self.value_ = np.full(n, np.nan, np.float32)
+        self.expected_ = np.full(n, np.nan, np.float32)
+        self.recent_ = np.full((n, W), np.nan, np.float32)      # the last W daily prices, newest last
+        ev = data.events
+        if "price" not in ev.columns or not len(ev):
+            return self
+        frame = pd.DataFrame({"item_id": ev["item_idx"].to_numpy(), "timestamp": ev["timestamp"].to_numpy(),
+                              "price": ev["price"].to_numpy(),
+                              "quantity": ev["quantity"].to_numpy() if "quantity" in ev.columns else 1.0})
+        series, self.counts_ = price_series(frame, source=data.name)
+        if series.empty:
+            return self
+        flags = sup.scan(series).frame
+        last = series.groupby("item")["t"].max()
+        if len(flags):
+            f = flags.assign(item=flags["key"].astype(np.int64))
+            f["last"] = f["item"].map(last).to_numpy()
+            now = (f["kind"] != "creep") & (f["at"] == f["last"])
+            creep = (f["kind"] == "creep") & (f["at"] >= f["last"] - self.config.creep_days * 86_400.0)
+            cur = f[now | creep].sort_values("at").drop_duplicates("item", keep="last")
+            idx = cur["item"].to_numpy()
+            self.kind_[idx] = cur["kind"].map(KIND_CODES).to_numpy(np.int8)
+            self.value_[idx] = cur["value"].to_numpy(np.float32)
+            self.expected_[idx] = cur["expected"].to_numpy(np.float32)
+        # the last W prices per item, for the live check
+        items = series["item"].to_numpy(np.int64)
+        rank = series.groupby("item").cumcount(ascending=False).to_numpy()   # 0 = the newest
+        keep = rank < W
+        self.recent_[items[keep], W - 1 - rank[keep]] = series["price"].to_numpy(np.float32)[keep]
+        return self
+
+    # ------------------------------------------------------------------ live
+    def refresh_items(self, changed: np.ndarray) -> None:
+        """New or changed catalogue items: their upserted price is checked at once."""
+        facts = self.env.facts
+        n = facts.n_items
+        if len(self.kind_) < n:
+            grow = n - len(self.kind_)
+            self.kind_ = np.concatenate([self.kind_, np.zeros(grow, np.int8)])
+            self.value_ = np.concatenate([self.value_, np.full(grow, np.nan, np.float32)])
+            self.expected_ = np.concatenate([self.expected_, np.full(grow, np.nan, np.float32)])
+            self.recent_ = np.vstack([self.recent_, np.full((grow, self.recent_.shape[1]), np.nan, np.float32)])
+        changed = np.asarray(changed, np.int64)
+        if not len(changed):
+            return
+        price = np.asarray(facts.price, np.float64)[changed]
+        kind, expected = check_prices(self.recent_[changed], price, PriceSupervisor().config)
+        has = np.isfinite(price) & (price > 0)
+        live = self.kind_[changed].copy()
+        # a one-off kind follows the new price: set when abnormal, cleared when normal again
+        one_off = np.isin(live, [0, KIND_CODES["spike"], KIND_CODES["drop"], KIND_CODES["subsidy"]])
+        upd = has & (one_off | (kind > 0))
+        live[upd] = kind[upd]
+        self.kind_[changed] = live
+        self.value_[changed[upd]] = price[upd]
+        self.expected_[changed[upd]] = expected[upd]
+
+    # ------------------------------------------------------------------ the page
+    def flagged(self) -> np.ndarray:
+        return self.kind_ > 0
+
+    def constrain(self, queries, allowed: np.ndarray) -> None:
+        if self.config.action == "hold":
+            f = self.flagged()
+            allowed[:, f[:allowed.shape[1]]] = False
+
+    def rerank(self, ranked: Ranked, queries, k: int) -> Ranked:
+        if self.config.action != "demote":
+            return ranked
+        idx = ranked.item_idx
+        f = self.flagged()
+        bad = np.zeros(idx.shape, bool)
+        valid = idx >= 0
+        bad[valid] = f[np.minimum(idx[valid], len(f) - 1)] & (idx[valid] < len(f))
+        if not bad.any():
+            return ranked
+        # stable: unflagged first, then flagged, then the padding; order kept within each
+        key = np.where(~valid, 2, bad.astype(np.int8))
+        order = np.argsort(key, axis=1, kind="stable")
+        take = lambda a: np.take_along_axis(a, order, axis=1)     # noqa: E731
+        return Ranked(take(ranked.item_idx), take(ranked.scores), take(ranked.sources))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"kind_": self.kind_, "value_": self.value_, "expected_": self.expected_, "recent_": self.recent_}
+
+    def set_state(self, state) -> None:
+        for k in ("kind_", "value_", "expected_", "recent_"):
+            setattr(self, k, np.asarray(state[k]))
+
+    def current(self) -> pd.DataFrame:
+        """The flagged items now: item index, kind, price, usual price, reason."""
+        from .prices import _reason
+
+        idx = np.flatnonzero(self.flagged())
+        kinds = [KIND_NAMES[int(k)] for k in self.kind_[idx]]
+        value, expected = self.value_[idx].astype(float), self.expected_[idx].astype(float)
+        return pd.DataFrame({"item_idx": idx, "kind": kinds, "price": value, "usual": expected,
+                             "reason": [_reason(k, v, e) for k, v, e in zip(kinds, value, expected)]})
+
+
+def check_prices(recent: np.ndarray, price: np.ndarray, c: PriceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(kind code, usual price) of each new ``price`` against its item's ``recent`` prices (rows of the
+    last window, NaN where fewer): the spike and drop tests of :class:`PriceSupervisor`."""
+    import warnings
+
+    n = len(price)
+    kind = np.zeros(n, np.int8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        hist = np.log(recent.astype(np.float64))
+        lp = np.log(np.where(price > 0, price, np.nan))
+        have = np.sum(~np.isnan(hist), 1)
+        base = np.nanmedian(hist, 1)
+        spread = np.maximum(np.nanmedian(np.abs(hist - base[:, None]), 1) * 1.4826, c.min_spread)
+        known = np.sum(np.abs(hist - lp[:, None]) <= c.level_tolerance, 1) >= c.known_level_count
+    ok = (have >= c.min_history) & np.isfinite(lp) & ~known
+    d = lp - base
+    z = d / spread
+    kind[ok & (d >= np.log(c.spike_ratio)) & (z >= c.z)] = KIND_CODES["spike"]
+    kind[ok & (d <= np.log(c.drop_ratio)) & (z <= -c.z)] = KIND_CODES["drop"]
+    return kind, np.exp(base)
+
+
+def item_price_flags(rec: Any) -> tuple[str, pd.DataFrame] | None:
+    """(scenario, its current price flags with item ids) of the first scenario of ``rec`` that has a
+    ``price_flags`` re-ranker, or None."""
+    for name, pipe in rec.pipelines.items():
+        for stage in pipe.rerankers_:
+            if isinstance(stage, PriceFlagsReRanker):
+                cur = stage.current()
+                cur.insert(0, "item_id", [str(x) for x in rec.data_.items.to_external(cur["item_idx"].to_numpy())]
+                           if len(cur) else [])
+                return name, cur.drop(columns="item_idx")
+    return None
