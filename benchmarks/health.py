@@ -10,7 +10,14 @@ injected observation (for a creep: within its ramp and the ten observations afte
 every flag of that kind on the touched items (a real anomaly there counts against it); recall the
 share of injected faults found. Reported beside them: the flags the untouched real data raises
 (per 1,000 daily prices), the flags of other kinds on the touched items, and the scan's wall time.
-Olist's price series are not measured yet.
+
+peers: Olist (``../shared/data/olist``: the order-items sample's prices, the full products table's
+categories); each product's price = the median of its order lines; categories with ≥ 10 products.
+Injected (seeded, kept in ``health_inject.inject_peers``): 200 products priced at 5 × their category's
+median (gouging) and 200 at 0.15 × it (dumping), each kind on its own copy. Precision counts every
+flag of that kind (real outliers count against it); the flags the untouched data raises are reported.
+The sample's products sell 1.6 times on average (at most 49), too few for the time-series detectors,
+so Olist is measured by peers only.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from shoprec.health.prices import PriceSupervisor, price_series  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = ROOT.parent / "shared" / "data"
-PARTS = ("prices",)
+PARTS = ("prices", "peers")
 
 
 def online_retail_series(data: Path) -> tuple[pd.DataFrame, dict]:
@@ -78,6 +85,53 @@ def prices(data: Path, seeds=(2, 3), n: int = 250) -> dict:
             "config": sup.config.__dict__}
 
 
+def olist_prices(data: Path) -> pd.DataFrame:
+    oi = pd.read_csv(data / "olist" / "sample" / "olist_order_items_dataset.csv")
+    products = pd.read_csv(data / "olist" / "full" / "olist_products_dataset.csv",
+                           usecols=["product_id", "product_category_name"])
+    per = oi.groupby("product_id")["price"].median().rename("price").reset_index()
+    per = per.merge(products, on="product_id", how="left")
+    return pd.DataFrame({"item": per["product_id"], "price": per["price"], "category": per["product_category_name"]})
+
+
+def peers(data: Path, seeds=(2, 3), n: int = 200) -> dict:
+    from health_inject import inject_peers
+
+    prices_ = olist_prices(data)
+    sup = PriceSupervisor()
+    t0 = time.perf_counter()
+    clean = sup.peers(prices_)
+    secs = time.perf_counter() - t0
+    rows = []
+    for seed in seeds:
+        for kind in ("above_peers", "below_peers"):
+            p, truth = inject_peers(prices_, kind, n, seed, min_peers=sup.config.peer_min)
+            f = sup.peers(p).frame
+            fk = f[f["kind"] == kind]
+            tp = fk["key"].isin(truth.astype(str))
+            rows.append({"seed": seed, "kind": kind, "injected": len(truth), "found": int(tp.sum()),
+                         "recall": float(tp.sum() / len(truth)), "flags": len(fk),
+                         "precision": float(tp.mean()) if len(fk) else 0.0,
+                         "other_kind_flags_on_touched": int((f["key"].isin(truth.astype(str)) & (f["kind"] != kind)).sum())})
+            print(f"seed {seed} {kind:12s} recall {rows[-1]['recall']:.3f} precision {rows[-1]['precision']:.3f}", flush=True)
+    return {"protocol": __doc__, "products": len(prices_), "clean": clean.checked, "clean_flags": clean.counts(),
+            "scan_seconds": secs, "rows": rows}
+
+
+def peer_table_lines(res: dict) -> list[str]:
+    out = ["| seed | kind | injected | found | recall | flags of that kind | precision |",
+           "|---:|---|---:|---:|---:|---:|---:|"]
+    for r in res["rows"]:
+        out.append(f"| {r['seed']} | {r['kind']} | {r['injected']} | {r['found']} | {r['recall']:.3f} | {r['flags']} | "
+                   f"{r['precision']:.3f} |")
+    c = res["clean"]
+    out += ["", f"Untouched data: {res['products']:,} products ({c['unusable']:,} without a category or price, "
+            f"{c['in_small_categories']:,} in categories of fewer than 10); flags: "
+            + (", ".join(f"{k} {v:,}" for k, v in sorted(res["clean_flags"].items())) or "none")
+            + f" ({sum(res['clean_flags'].values()) / max(res['products'], 1):.2%} of the products)."]
+    return out
+
+
 def table_lines(res: dict) -> list[str]:
     out = ["| seed | kind | injected | found | recall | flags of that kind | precision | other kinds on touched items |",
            "|---:|---|---:|---:|---:|---:|---:|---:|"]
@@ -94,16 +148,20 @@ def table_lines(res: dict) -> list[str]:
 
 
 def health_lines() -> list[str]:
-    p = RESULTS / "health-prices.json"
-    if not p.exists():
-        return []
-    res = json.loads(p.read_text())
-    m = res["machine"]
-    body = " ".join(x.strip() for x in res["protocol"].split("\n")[2:] if x.strip())
-    return ["", "## Marketplace health (issue 12)", "", "### Price supervision with injected faults", "",
-            f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}.",
-            "Reproduce: `python benchmarks/health.py --parts prices --write`.", "", body, "",
-            *table_lines(res), ""]
+    lines = []
+    for part, title, render in (("prices", "Price supervision with injected faults (Online Retail)", table_lines),
+                                ("peers", "Prices far from their category's peers (Olist)", peer_table_lines)):
+        p = RESULTS / f"health-{part}.json"
+        if not p.exists():
+            continue
+        res = json.loads(p.read_text())
+        m = res["machine"]
+        body = " ".join(x.strip() for x in res["protocol"].split("\n")[2:] if x.strip())
+        lines += [f"### {title}", "",
+                  f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}.",
+                  f"Reproduce: `python benchmarks/health.py --parts {part} --write`.", "", body, "",
+                  *render(res), ""]
+    return ["", "## Marketplace health (issue 12)", "", *lines] if lines else []
 
 
 def main() -> None:
@@ -122,11 +180,11 @@ def main() -> None:
             if part not in PARTS:
                 ap.error(f"unknown part {part!r}; the parts are {', '.join(PARTS)}")
             with CoreShare() as share:
-                res = prices(args.data)
+                res = prices(args.data) if part == "prices" else peers(args.data)
             res.update(date=str(date.today()), other_cores=share.other_cores,
                        machine={"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2 ** 30, 1),
                                 "python": platform.python_version()})
-            print("\n".join(table_lines(res)))
+            print("\n".join((table_lines if part == "prices" else peer_table_lines)(res)))
             RESULTS.mkdir(parents=True, exist_ok=True)
             (RESULTS / f"health-{part}.json").write_text(json.dumps(res, indent=1, default=float))
     finish(args)

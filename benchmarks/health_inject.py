@@ -61,3 +61,20 @@ def inject(series: pd.DataFrame, kind: str, n: int, seed: int, min_obs: int = 80
             raise ValueError(f"unknown kind {kind!r}; the kinds are {KINDS}")
     s["price"], s["quantity"] = price, qty
     return s, pd.DataFrame(truth, columns=["item", "t_from", "t_to"])
+
+
+def inject_peers(prices: pd.DataFrame, kind: str, n: int, seed: int, min_peers: int = 10,
+                 above: float = 5.0, below: float = 0.15) -> tuple[pd.DataFrame, pd.Series]:
+    """(prices with ``n`` items of categories with ≥ ``min_peers`` items repriced to ``above`` ×
+    (``kind`` above_peers) or ``below`` × (below_peers) their category's median, their item ids)."""
+    rng = np.random.default_rng(seed)
+    p = prices.copy()
+    size = p.groupby("category")["item"].transform("size")
+    eligible = np.flatnonzero((size >= min_peers).to_numpy() & p["price"].notna().to_numpy())
+    chosen = rng.choice(eligible, n, replace=False)
+    med = p.groupby("category")["price"].transform("median").to_numpy()
+    factor = {"above_peers": above, "below_peers": below}[kind]
+    price = p["price"].to_numpy(np.float64).copy()
+    price[chosen] = med[chosen] * factor
+    p["price"] = price
+    return p, p["item"].iloc[chosen].reset_index(drop=True)

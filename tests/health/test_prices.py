@@ -84,3 +84,18 @@ def test_an_item_without_history_and_an_empty_series_do_not_crash():
     f = PriceSupervisor().scan(_series([2.0, 50.0]))
     assert len(f) == 0 and f.checked["without_history"] == 2
     assert len(PriceSupervisor().scan(_series([]))) == 0
+
+
+def test_items_far_from_their_category_peers_are_flagged():
+    rng = np.random.default_rng(0)
+    cat = np.repeat(["toys", "tv"], 20)
+    price = np.where(cat == "toys", 10.0, 500.0) * np.exp(rng.normal(0, 0.1, 40))
+    price[3] = 1.0                      # a toy at a tenth of its peers: dumping (or a fake)
+    price[25] = 4000.0                  # a tv at 8× its peers: gouging
+    frame = pd.DataFrame({"item": [f"p{i}" for i in range(40)] + ["lonely", "no_cat", "bad"],
+                          "price": list(price) + [99.0, 5.0, "n/a"], "category": list(cat) + ["rare", None, "tv"]})
+    f = PriceSupervisor().peers(frame)
+    got = f.frame.set_index("key")["kind"].to_dict()
+    assert got == {"p3": "below_peers", "p25": "above_peers"}
+    assert "below its category's typical" in f.frame.set_index("key").loc["p3", "reason"]
+    assert f.checked == {"items": 43, "unusable": 2, "in_small_categories": 1}

@@ -24,6 +24,12 @@ each uses only the item's past, so the same test runs live on a new price):
   ``creep_steps`` of the last ``2 × creep_recent`` observations lie between the old and the new level:
   a one-step repricing has none), flagged once per ``window`` observations.
 
+**Peers** (:meth:`PriceSupervisor.peers`): an item's current price against the other items of its
+category (at least ``peer_min`` of them): robust z of its log price against the category's median
+and MAD (floored at ``peer_min_spread``); **below_peers** (dumping, or a counterfeit's give-away price)
+at z ≤ −``peer_z`` and ≤ ``1 / peer_ratio`` × the category median, **above_peers** (gouging) at z ≥
+``peer_z`` and ≥ ``peer_ratio`` × it.
+
 Library: ``ruptures`` (change points) was considered for creep and level shifts; it fits one series at
 a time in Python, while these rolling tests run over all items in a few numpy passes, and a creep is
 defined here by its path (intermediate levels), which a change point alone does not give.
@@ -102,6 +108,10 @@ class PriceConfig:
     creep_ratio: float = 1.3
     creep_recent: int = 5
     creep_steps: int = 3
+    peer_min: int = 10
+    peer_z: float = 3.5
+    peer_ratio: float = 3.0
+    peer_min_spread: float = float(np.log(1.2))
 
 
 class PriceSupervisor:
@@ -195,6 +205,39 @@ class PriceSupervisor:
                    "without_history": int((~ok).sum())}
         return Flags(frame, checked)
 
+    def peers(self, prices: pd.DataFrame, *, at: float = 0.0) -> Flags:
+        """Flags of items priced far from their category's peers; ``prices`` has ``item``, ``price``
+        and ``category`` (an item without a category or a usable price is counted, not judged)."""
+        c = self.config
+        p = pd.to_numeric(prices["price"], errors="coerce").to_numpy(np.float64)
+        cat = prices["category"]
+        usable = np.isfinite(p) & (p > 0) & cat.notna().to_numpy()
+        df = pd.DataFrame({"item": prices["item"].to_numpy()[usable], "cat": cat.to_numpy()[usable],
+                           "lp": np.log(p[usable])})
+        g = df.groupby("cat")["lp"]
+        size = g.transform("size").to_numpy()
+        med = g.transform("median").to_numpy()
+        mad = (df["lp"] - med).abs().groupby(df["cat"]).transform("median").to_numpy() * 1.4826
+        spread = np.maximum(mad, c.peer_min_spread)
+        d = df["lp"].to_numpy() - med
+        z = d / spread
+        enough = size >= c.peer_min
+        below = enough & (z <= -c.peer_z) & (d <= -np.log(c.peer_ratio))
+        above = enough & (z >= c.peer_z) & (d >= np.log(c.peer_ratio))
+        rows = []
+        for kind, mask in (("below_peers", below), ("above_peers", above)):
+            idx = np.flatnonzero(mask)
+            if len(idx):
+                rows.append(pd.DataFrame({"subject": "item", "key": df["item"].to_numpy()[idx].astype(str),
+                                          "detector": "price", "kind": kind, "at": float(at),
+                                          "score": np.abs(z[idx]) / c.peer_z, "value": np.exp(df["lp"].to_numpy()[idx]),
+                                          "expected": np.exp(med[idx])}))
+        frame = pd.concat(rows, ignore_index=True) if rows else Flags().frame.drop(columns="reason")
+        frame["reason"] = [_reason(k, v, e) for k, v, e in zip(frame["kind"], frame["value"], frame["expected"])]
+        checked = {"items": int(len(prices)), "unusable": int((~usable).sum()),
+                   "in_small_categories": int((~enough).sum())}
+        return Flags(frame[list(FLAG_COLUMNS)].reset_index(drop=True), checked)
+
     @staticmethod
     def _once(mask: np.ndarray, codes: np.ndarray, gap: int) -> np.ndarray:
         """``mask`` thinned to its first hit per item and run (no second hit within ``gap`` observations)."""
@@ -215,4 +258,8 @@ def _reason(kind: str, value: float, expected: float) -> str:
         return f"price {value:.2f} is {1 - ratio:.0%} below its usual {expected:.2f}"
     if kind == "subsidy":
         return f"price cut {1 - ratio:.0%} below its usual {expected:.2f} with a volume spike"
+    if kind == "below_peers":
+        return f"price {value:.2f} is {1 - ratio:.0%} below its category's typical {expected:.2f}"
+    if kind == "above_peers":
+        return f"price {value:.2f} is {ratio:.1f}× its category's typical {expected:.2f}"
     return f"price crept up to {value:.2f}, {ratio - 1:.0%} above its earlier {expected:.2f}"
