@@ -18,6 +18,13 @@ median (gouging) and 200 at 0.15 × it (dumping), each kind on its own copy. Pre
 flag of that kind (real outliers count against it); the flags the untouched data raises are reported.
 The sample's products sell 1.6 times on average (at most 49), too few for the time-series detectors,
 so Olist is measured by peers only.
+
+bots: real logs (Online Retail: visits = invoices; the RetailRocket sample: visits = visitors; the
+Taobao UserBehavior head sample: visits = users), with simulated bot visits added, 5 % of all visits,
+a quarter each of crawlers, slow (metronomic) crawlers, cart-stuffers and click-farm visits
+(``health_inject.inject_bots`` states them), seeds 2 and 3 (the thresholds were set on the synthetic
+unit-test logs and seed 1 of Online Retail). Reported: recall per bot kind (a visit counts when
+flagged as any bot), and the collateral damage: the share of real visits and of real events flagged.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +50,7 @@ from shoprec.health.prices import PriceSupervisor, price_series  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = ROOT.parent / "shared" / "data"
-PARTS = ("prices", "peers")
+PARTS = ("prices", "peers", "bots")
 
 
 def online_retail_series(data: Path) -> tuple[pd.DataFrame, dict]:
@@ -132,6 +140,67 @@ def peer_table_lines(res: dict) -> list[str]:
     return out
 
 
+def bot_logs(data: Path) -> dict[str, pd.DataFrame]:
+    from shoprec.data.adapters import load
+
+    out = {}
+    for name, spec in (("online-retail", f"online-retail:{data / 'online-retail' / 'online_retail_2010_2011.parquet'}"),
+                       ("retailrocket-sample", f"retailrocket:{data / 'retailrocket-sample' / 'events_sample_9385rows.csv'}"),
+                       ("taobao-sample", f"taobao:{data / 'taobao-sample' / 'userbehavior_head_sample' / 'UserBehavior_head.csv'}")):
+        shop = load(spec)
+        shop = shop[0] if isinstance(shop, tuple) else shop
+        ev = shop.events
+        sess = ev["session_idx"].to_numpy().astype(np.int64)
+        user = ev["user_idx"].to_numpy().astype(np.int64)
+        visit = np.where(sess >= 0, "s" + pd.Series(sess).astype(str), "u" + pd.Series(user).astype(str))
+        out[name] = pd.DataFrame({"visit": visit, "item": ev["item_idx"].to_numpy(), "behaviour": ev["behaviour"].to_numpy(),
+                                  "timestamp": ev["timestamp"].to_numpy(np.float64)})
+    return out
+
+
+def bots(data: Path, seeds=(2, 3), share: float = 0.05) -> dict:
+    from health_inject import BOT_KINDS, inject_bots
+
+    from shoprec.health.bots import BotDetector, session_features
+
+    det = BotDetector()
+    rows = []
+    for name, ev in bot_logs(data).items():
+        for seed in seeds:
+            logs, truth = inject_bots(ev, share, seed)
+            t0 = time.perf_counter()
+            kind = det.kinds(session_features(logs), logs)
+            secs = time.perf_counter() - t0
+            flagged = kind.reindex(truth.index).fillna("") != ""
+            real = truth == ""
+            ev_flag = logs["visit"].map(flagged).to_numpy(bool)
+            ev_real = logs["visit"].map(real).to_numpy(bool)
+            row = {"data": name, "seed": seed, "real_visits": int(real.sum()), "bot_visits": int((~real).sum()),
+                   "real_visits_flagged": float(flagged[real].mean()),
+                   "real_events_flagged": float(ev_flag[ev_real].mean()),
+                   "bot_recall": float(flagged[~real].mean()), "seconds": secs, "events": len(logs)}
+            for k in BOT_KINDS:
+                row[f"recall_{k}"] = float(flagged[truth == k].mean())
+            rows.append(row)
+            print(f"{name} seed {seed}: bot recall {row['bot_recall']:.3f}, real visits flagged "
+                  f"{row['real_visits_flagged']:.3%}", flush=True)
+    return {"protocol": __doc__, "share": share, "rows": rows, "config": det.config.model_dump()}
+
+
+def bot_table_lines(res: dict) -> list[str]:
+    from health_inject import BOT_KINDS
+
+    out = ["| data | seed | real visits | bot visits | " + " | ".join(f"recall: {k}" for k in BOT_KINDS)
+           + " | recall: all bots | real visits flagged | real events flagged | scoring s |",
+           "|---|---:|---:|---:|" + "---:|" * len(BOT_KINDS) + "---:|---:|---:|---:|"]
+    for r in res["rows"]:
+        out.append(f"| {r['data']} | {r['seed']} | {r['real_visits']:,} | {r['bot_visits']:,} | "
+                   + " | ".join(f"{r[f'recall_{k}']:.3f}" for k in BOT_KINDS)
+                   + f" | {r['bot_recall']:.3f} | {r['real_visits_flagged']:.2%} | {r['real_events_flagged']:.2%} | "
+                   f"{r['seconds']:.2f} |")
+    return out
+
+
 def table_lines(res: dict) -> list[str]:
     out = ["| seed | kind | injected | found | recall | flags of that kind | precision | other kinds on touched items |",
            "|---:|---|---:|---:|---:|---:|---:|---:|"]
@@ -150,13 +219,15 @@ def table_lines(res: dict) -> list[str]:
 def health_lines() -> list[str]:
     lines = []
     for part, title, render in (("prices", "Price supervision with injected faults (Online Retail)", table_lines),
-                                ("peers", "Prices far from their category's peers (Olist)", peer_table_lines)):
+                                ("peers", "Prices far from their category's peers (Olist)", peer_table_lines),
+                                ("bots", "Bot visits injected into real logs", bot_table_lines)):
         p = RESULTS / f"health-{part}.json"
         if not p.exists():
             continue
         res = json.loads(p.read_text())
         m = res["machine"]
-        body = " ".join(x.strip() for x in res["protocol"].split("\n")[2:] if x.strip())
+        paras = [" ".join(x.strip() for x in para.split("\n")) for para in res["protocol"].split("\n\n")]
+        body = next((p_ for p_ in paras if p_.startswith(f"{part}:")), " ".join(paras[1:]))
         lines += [f"### {title}", "",
                   f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}.",
                   f"Reproduce: `python benchmarks/health.py --parts {part} --write`.", "", body, "",
@@ -180,11 +251,11 @@ def main() -> None:
             if part not in PARTS:
                 ap.error(f"unknown part {part!r}; the parts are {', '.join(PARTS)}")
             with CoreShare() as share:
-                res = prices(args.data) if part == "prices" else peers(args.data)
+                res = {"prices": prices, "peers": peers, "bots": bots}[part](args.data)
             res.update(date=str(date.today()), other_cores=share.other_cores,
                        machine={"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2 ** 30, 1),
                                 "python": platform.python_version()})
-            print("\n".join((table_lines if part == "prices" else peer_table_lines)(res)))
+            print("\n".join({"prices": table_lines, "peers": peer_table_lines, "bots": bot_table_lines}[part](res)))
             RESULTS.mkdir(parents=True, exist_ok=True)
             (RESULTS / f"health-{part}.json").write_text(json.dumps(res, indent=1, default=float))
     finish(args)

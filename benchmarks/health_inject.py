@@ -78,3 +78,56 @@ def inject_peers(prices: pd.DataFrame, kind: str, n: int, seed: int, min_peers: 
     price[chosen] = med[chosen] * factor
     p["price"] = price
     return p, p["item"].iloc[chosen].reset_index(drop=True)
+
+
+#: the simulated bots of ``inject_bots`` (each a visit of its own, with a fresh id)
+BOT_KINDS = ("crawler", "slow_crawler", "cart_stuffer", "click_farm")
+
+
+def inject_bots(events: pd.DataFrame, share: float, seed: int, n_targets: int = 20) -> tuple[pd.DataFrame, pd.Series]:
+    """(``events`` (columns visit, item, behaviour, timestamp) plus bot visits numbering ``share`` ×
+    the real visits, a quarter of each kind; per visit id its kind, "" for the real ones).
+
+    * ``crawler``: 20–200 views of distinct random items, a page every ~1.5 s (log-normal gaps, CV .5);
+    * ``slow_crawler``: 20–100 views of distinct random items every 20–60 s, gaps with CV .1 (a
+      scheduler, polite to the server);
+    * ``cart_stuffer``: 10–40 add-to-carts of random items, ~15 s apart (exponential), no purchase;
+    * ``click_farm``: 3–6 views of items drawn from ``n_targets`` fixed target items, ~20 s apart
+      (exponential): each visit alone looks like a person's.
+
+    Bots start at uniformly random times within the log's span; items come from the log's items."""
+    from shoprec.data import Behaviour
+
+    rng = np.random.default_rng(seed)
+    real_visits = events["visit"].unique()
+    n_bots = int(round(share * len(real_visits) / (1 - share)))
+    items = events["item"].unique()
+    targets = rng.choice(items, min(n_targets, len(items)), replace=False)
+    t_lo, t_hi = float(events["timestamp"].min()), float(events["timestamp"].max())
+    V, C = int(Behaviour.VIEW), int(Behaviour.ADD_TO_CART)
+    parts, kinds = [], {}
+    for b in range(n_bots):
+        kind = BOT_KINDS[b % len(BOT_KINDS)]
+        if kind == "crawler":
+            n = int(rng.integers(20, 201))
+            gaps = rng.lognormal(np.log(1.5) - 0.5 * np.log(1.25), np.sqrt(np.log(1.25)), n - 1)
+            its, beh = rng.choice(items, n, replace=len(items) < n), V
+        elif kind == "slow_crawler":
+            n = int(rng.integers(20, 101))
+            gaps = rng.uniform(20, 60) * rng.normal(1.0, 0.1, n - 1).clip(0.5)
+            its, beh = rng.choice(items, n, replace=len(items) < n), V
+        elif kind == "cart_stuffer":
+            n = int(rng.integers(10, 41))
+            gaps = rng.exponential(15.0, n - 1)
+            its, beh = rng.choice(items, n), C
+        else:
+            n = int(rng.integers(3, 7))
+            gaps = rng.exponential(20.0, n - 1)
+            its, beh = rng.choice(targets, n), V
+        vid = f"bot-{seed}-{b}"
+        ts = rng.uniform(t_lo, t_hi) + np.concatenate([[0.0], np.cumsum(gaps)])
+        parts.append(pd.DataFrame({"visit": vid, "item": its, "behaviour": beh, "timestamp": ts}))
+        kinds[vid] = kind
+    out = pd.concat([events[["visit", "item", "behaviour", "timestamp"]]] + parts, ignore_index=True)
+    truth = pd.Series({**{v: "" for v in real_visits}, **kinds})
+    return out, truth

@@ -350,6 +350,7 @@ BUILTIN: dict[tuple[str, str], str] = {
     ("reranker", "mmr"): "shoprec.scenarios.rerank.mmr:MMRReRanker",
     # marketplace health plugs in as a re-ranker (it imports scenarios)
     ("reranker", "price_flags"): "shoprec.health.stage:PriceFlagsReRanker",
+    ("training_filter", "bots"): "shoprec.health.bots:BotFilter",
 }
 _REGISTRY: dict[tuple[str, str], str | type[Stage]] = dict(BUILTIN)
 
