@@ -3,6 +3,7 @@ flagged on that request."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -46,3 +47,29 @@ def test_price_flags_over_the_api(price_models, tmp_path):
         items = [it["item_id"] for it in c.post("/v1/recommendations/home", json={"k": 5}).json()["items"]]
         assert items[:3] == ["i1", "i2", "i4"]                 # i0 and i3 after every unflagged item
         assert {f["item_id"] for f in c.get("/v1/health/prices", headers=admin).json()["flags"]} == {"i0", "i3"}
+
+
+def test_a_crawler_posting_events_moves_no_counter_after_it_is_recognised(client):
+    service = client.app.state.service
+    rec = service.engine.rec
+    items = [str(x) for x in rec.data_.items.to_external(range(200))]
+    counters = [m for p in rec.pipelines.values() for m in p.models_ if hasattr(m, "scores_")]
+    assert counters
+    t0 = 1_800_000_000
+    first = [{"item_id": items[k], "behaviour": "view", "session_id": "crawl-1", "timestamp": t0 + k}
+             for k in range(20)]
+    later = [{"item_id": items[100 + k], "behaviour": "view", "session_id": "crawl-1", "timestamp": t0 + 20 + k}
+             for k in range(60)]
+    pub = {"X-API-Key": PUBLIC_KEY}
+    assert client.post("/v1/events", json={"events": first}, headers=pub).status_code == 200
+    idx = rec.data_.items.to_index(items[100:160])
+    before = [m.scores_[idx].copy() for m in counters]
+    assert client.post("/v1/events", json={"events": later}, headers=pub).status_code == 200
+    got = client.get("/v1/health/bots", headers={"X-API-Key": API_KEY}).json()
+    assert got["counts"]["events_held"] == 60 and got["flagged"][0]["visit"] == "crawl-1"
+    assert got["flagged"][0]["kind"] == "crawler"
+    for m, b in zip(counters, before):
+        np.testing.assert_array_equal(m.scores_[idx], b)     # trending and popularity did not move
+    # the events are stored all the same (for audit, and for the bots training filter)
+    stored = [e for batch in service.store.iter_events() for e in batch if e.session_id == "crawl-1"]
+    assert len(stored) == 80

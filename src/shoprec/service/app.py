@@ -33,7 +33,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
-from fastapi import Depends, FastAPI, Header, Path as PathParam, Request
+from fastapi import Depends, FastAPI, Header, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -228,7 +228,7 @@ class Service:
                              trained_through_item_seq=int(meta.get("trained_through_item_seq", 0)),
                              store=self.store, exploration=s.exploration, max_batch=s.max_batch, threads=s.threads,
                              on_impressions=self._on_impressions, on_batch=self._on_batch,
-                             snapshot_seconds=s.snapshot_seconds)
+                             snapshot_seconds=s.snapshot_seconds, bot_guard=s.bot_guard)
         # follow the bus from before the replay, so nothing published meanwhile is missed
         # (the engine skips events it already has by their sequence number)
         self.bus.start(self._on_bus)
@@ -813,6 +813,20 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 cur = got[1]
                 flags = _price_flags(cur[cur["item_id"].isin(priced)])
         return ItemsAccepted(**res, price_flags=flags)
+
+    @app.get("/v1/health/bots", dependencies=[Depends(need("admin"))], tags=["health"], responses=limited)
+    async def health_bots(limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+        """The visits the live guard recognised as bots (crawlers, cart-stuffers), newest first, and
+        how many events it held back from the counters and rewards (all of them are stored)."""
+        def look(e):
+            if e.guard is None:
+                return None
+            return {"counts": dict(e.guard.counts), "flagged": e.guard.flagged(limit)}
+
+        got = await engine().run("call", look)
+        if got is None:
+            return _error(404, "no_bot_guard", "the bot guard is off", "start the service with SHOPREC_BOT_GUARD=1")
+        return got
 
     @app.get("/v1/health/prices", dependencies=[Depends(need("admin"))], tags=["health"],
              responses={**limited, 404: {"model": ErrorBody}})

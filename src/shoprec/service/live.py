@@ -186,7 +186,7 @@ class Engine:
                  exploration: float = 0.0, seed: int = 0, max_batch: int = 64, threads: int = 1,
                  on_impressions: Callable[[list[ImpressionRecord]], None] | None = None,
                  on_batch: Callable[[str, int, float], None] | None = None,
-                 snapshot_seconds: float = 300.0) -> None:
+                 snapshot_seconds: float = 300.0, bot_guard: bool = True) -> None:
         self.rec = rec
         self.version = version
         self.trained_through_seq = trained_through_seq
@@ -208,6 +208,12 @@ class Engine:
         self.learners: dict[str, Any] = self._make_learners(rec)
         self._expired_at = time.monotonic()
         self.snapshot_seconds = snapshot_seconds
+        #: visits recognised as bots as their events arrive: those events move no counter and no reward
+        #: (shoprec.health.live); the sequence numbers held, for models caught up later
+        from ..health.live import SessionGuard
+
+        self.guard = SessionGuard() if bot_guard else None
+        self._held_seqs: set[int] = set()
         self._snapshots_stop = threading.Event()
         self._snapshotter: threading.Thread | None = None
 
@@ -321,7 +327,7 @@ class Engine:
             if serving:
                 self._apply_events(rec, state, chunk)
             else:
-                self._observe(rec, state, chunk)
+                self._observe(rec, state, chunk, self._admitted(chunk))
             n_events += len(chunk)
         return len(batch), n_events
 
@@ -496,10 +502,18 @@ class Engine:
             self._applied_seqs = {s for s in self._applied_seqs if s >= cut}
         if not fresh:
             return {"applied": 0, "unknown_items": 0}
-        res = self._observe(rec, state, fresh)
+        admitted = None
+        if self.guard is not None and state is self.state:
+            admitted = self.guard.admit(fresh)
+            if not admitted.all():
+                self._held_seqs.update(e.seq for e, ok in zip(fresh, admitted) if not ok and e.seq > 0)
+                if len(self._held_seqs) > 1_000_000:
+                    self._held_seqs = set(sorted(self._held_seqs)[-500_000:])
+        res = self._observe(rec, state, fresh, admitted)
         if state is self.state:
+            learnable = fresh if admitted is None or admitted.all() else [e for e, ok in zip(fresh, admitted) if ok]
             for learner in self.learners.values():
-                learner.events(fresh)
+                learner.events(learnable)
             if time.monotonic() - self._expired_at > 60:
                 self._expired_at = time.monotonic()
                 for learner in self.learners.values():
@@ -508,14 +522,24 @@ class Engine:
         self.stats.last_event_seq = max([self.stats.last_event_seq] + [e.seq for e in fresh])
         return res
 
+    def _admitted(self, events: Sequence[EventRecord]) -> np.ndarray | None:
+        """Which of these (already judged) events may move counters: those the guard did not hold."""
+        if not self._held_seqs:
+            return None
+        return np.array([e.seq not in self._held_seqs for e in events], bool)
+
     @staticmethod
-    def _observe(rec: Recommender, state: LiveState, fresh: Sequence[EventRecord]) -> dict:
-        """Events into the visitors' state and the model's online strategies."""
+    def _observe(rec: Recommender, state: LiveState, fresh: Sequence[EventRecord],
+                 admitted: np.ndarray | None = None) -> dict:
+        """Events into the visitors' state and (those ``admitted``, default all) into the model's
+        online strategies."""
         contexts = state.apply(fresh)
         items = rec.data_.items
         item_idx = items.to_index([e.item_id for e in fresh], missing=-1)
         known = item_idx >= 0
         n_unknown = int((~known).sum())
+        if admitted is not None:
+            known &= admitted
         if known.any():
             sel = np.flatnonzero(known)
             users = rec.data_.users.to_index([fresh[i].user_id or "" for i in sel], missing=-1)
@@ -565,7 +589,7 @@ class Engine:
             if engine.store is not None:
                 gap = [e for chunk in engine.store.iter_events(prepared.replayed_until) for e in chunk]
                 if gap:
-                    engine._observe(rec, prepared.scratch, gap)
+                    engine._observe(rec, prepared.scratch, gap, engine._admitted(gap))
                     engine._applied_seqs.update(e.seq for e in gap)
             meta = prepared.manifest.get("meta", {})
             learners = engine._make_learners(rec, engine.learners)

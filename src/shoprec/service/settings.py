@@ -39,6 +39,9 @@ class ServiceSettings(BaseModel):
                                description="Share of responses shown in a uniformly random order (logged "
                                            "propensities make them usable for off-policy evaluation).")
     max_batch: int = Field(default=64, ge=1, le=4096, description="Requests of one scenario answered together.")
+    bot_guard: bool = Field(default=True, description="Visits recognised as crawlers or cart-stuffers as their "
+                            "events arrive move no live counter and no policy reward (their events are still "
+                            "stored).")
     snapshot_seconds: float = Field(default=300.0, ge=0.0,
                                     description="How often the learning policies' state is snapshotted into the "
                                                 "event store, so a restart replays only the traffic since "

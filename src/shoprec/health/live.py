@@ -1,0 +1,132 @@
+"""Bots kept out of the live signal: :class:`SessionGuard` follows every visit's events as they arrive
+and tells the service which events may move its online counters (co-visitation, popularity,
+trending) and the learning policies' rewards.
+
+It keeps, per visit (the session, else the user), the running figures :mod:`shoprec.health.bots`
+judges a visit by (events, browsing events, add-to-carts, purchases, first and last time, the sum and
+sum of squares of the gaps, the distinct items up to ``max_items``) and applies the same crawler and
+cart-stuffer rules after each event: once a visit is recognised, none of its later events is admitted
+(all of them stay in the event store, for audit and for a training filter to judge). The events a visit
+sent before it was recognised (fewer than ``crawler_min_events`` / ``stuffer_min_carts``) were
+admitted: the price of judging as they come. Click farms need many visits together and are left to
+the ``bots`` training filter. The most recently active ``max_visits`` visits are kept (LRU).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from .bots import BotConfig
+
+__all__ = ["SessionGuard"]
+
+_BROWSE = {"view", "click", "search"}
+
+
+@dataclass
+class _Visit:
+    events: int = 0
+    views: int = 0
+    carts: int = 0
+    purchases: int = 0
+    first: float = math.inf
+    last: float = -math.inf
+    gap_sum: float = 0.0
+    gap_sq: float = 0.0
+    gaps: int = 0
+    items: set = field(default_factory=set)
+    kind: str = ""
+    held: int = 0
+
+
+class SessionGuard:
+    """Admits or holds live events by their visit (module docstring)."""
+
+    def __init__(self, config: BotConfig | None = None, max_visits: int = 500_000, max_items: int = 512) -> None:
+        self.config = config or BotConfig()
+        self.max_visits = max_visits
+        self.max_items = max_items
+        self.visits: OrderedDict[str, _Visit] = OrderedDict()
+        self.counts = {"events_seen": 0, "events_held": 0, "visits_flagged": 0}
+
+    def _judge(self, v: _Visit) -> str:
+        c = self.config
+        if v.purchases:
+            return ""
+        if v.carts >= c.stuffer_min_carts and v.carts >= c.stuffer_share * v.events:
+            return "cart_stuffer"
+        if v.events >= c.crawler_min_events and not v.carts:
+            distinct = len(v.items) / v.events if len(v.items) < self.max_items else 1.0
+            minutes = max((v.last - v.first) / 60.0, 1.0 / 60.0)
+            cv = math.nan
+            if v.gaps >= 2 and v.gap_sum > 0:
+                mean = v.gap_sum / v.gaps
+                var = max(v.gap_sq / v.gaps - mean * mean, 0.0) * v.gaps / (v.gaps - 1)
+                cv = math.sqrt(var) / mean
+            if distinct >= c.crawler_distinct and (v.views / minutes >= c.crawler_rate or cv <= c.crawler_cv):
+                return "crawler"
+        return ""
+
+    def admit(self, events: Iterable[Any]) -> np.ndarray:
+        """bool per event (records or dicts with ``session_id``, ``user_id``, ``item_id``,
+        ``behaviour``, ``timestamp``): may it move the live counters and rewards."""
+        rows = list(events)
+        out = np.ones(len(rows), bool)
+        get = (lambda r, k: r.get(k)) if rows and isinstance(rows[0], dict) else getattr
+        # each visit's events in time order (a batch may interleave visits)
+        order = sorted(range(len(rows)), key=lambda i: float(get(rows[i], "timestamp") or 0.0))
+        for i in order:
+            r = rows[i]
+            key = get(r, "session_id") or get(r, "user_id")
+            if not key:
+                continue
+            key = str(key)
+            v = self.visits.get(key)
+            if v is None:
+                v = self.visits[key] = _Visit()
+                if len(self.visits) > self.max_visits:
+                    self.visits.popitem(last=False)
+            else:
+                self.visits.move_to_end(key)
+            self.counts["events_seen"] += 1
+            if v.kind:
+                v.held += 1
+                self.counts["events_held"] += 1
+                out[i] = False
+                continue
+            t = float(get(r, "timestamp") or 0.0)
+            beh = str(get(r, "behaviour"))
+            v.events += 1
+            v.views += beh in _BROWSE
+            v.carts += beh == "add_to_cart"
+            v.purchases += beh == "purchase"
+            if v.last > -math.inf:
+                gap = t - v.last
+                v.gap_sum += gap
+                v.gap_sq += gap * gap
+                v.gaps += 1
+            v.first, v.last = min(v.first, t), max(v.last, t)
+            if len(v.items) < self.max_items:
+                v.items.add(str(get(r, "item_id")))
+            kind = self._judge(v)
+            if kind:
+                v.kind = kind
+                self.counts["visits_flagged"] += 1
+        return out
+
+    def flagged(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The most recently active flagged visits, newest first, with their figures."""
+        out = []
+        for key in reversed(self.visits):
+            v = self.visits[key]
+            if v.kind:
+                out.append({"visit": key, "kind": v.kind, "events": v.events, "views": v.views, "carts": v.carts,
+                            "events_held": v.held, "first": v.first, "last": v.last})
+                if len(out) >= limit:
+                    break
+        return out
