@@ -201,3 +201,25 @@ def test_experiments_page_shows_the_report_with_plots(browser, server):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "experiments.png"), full_page=True)
         assert not page.errors, page.errors
+
+
+def test_marketplace_page_lists_the_bot_visits_held_back(browser, server):
+    """A crawler's events posted over the API, then the marketplace-health page: its visit in the bots
+    table; without a price_flags scenario the prices part says so."""
+    import httpx
+
+    from .conftest import PUBLIC_KEY
+
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        items = [it["item_id"] for it in c.post("/v1/recommendations/home", json={"k": 10}).json()["items"]]
+        events = [{"item_id": items[k % len(items)] if k < len(items) else f"page-{k}", "behaviour": "view",
+                   "session_id": "crawler-7", "timestamp": 1_800_000_000 + k} for k in range(40)]
+        assert c.post("/v1/events", json={"events": events}, headers={"X-API-Key": PUBLIC_KEY}).status_code == 200
+    with _page(browser, server, "marketplace", width=1100) as page:
+        page.goto(f"{server.url}/marketplace", timeout=TIMEOUT_MS)
+        page.locator("[data-testid=api-key]").fill(server.api_key)
+        page.locator("#key-form button").click()
+        page.wait_for_selector("[data-testid=bots] table", timeout=TIMEOUT_MS)
+        rows = page.locator("[data-testid=bots] tr").all_inner_texts()
+        assert any("crawler-7" in r and "crawler" in r for r in rows), rows
+        assert "no scenario of the served model supervises prices" in page.locator("[data-testid=prices]").inner_text()

@@ -1006,6 +1006,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             """The A/B tests' dashboard (it asks for the API key; the data come from /v1/experiments)."""
             return FileResponse(STOREFRONT / "experiments.html")
 
+        @app.get("/marketplace", include_in_schema=False)
+        async def health_page():
+            """The marketplace-health view: abnormal prices, bot visits (it asks for the API key)."""
+            return FileResponse(STOREFRONT / "health.html")
+
         @app.get("/storefront/config.json", include_in_schema=False)
         async def storefront_config():
             return {"public_key": settings.public_key, "read_requires_key": settings.read_requires_key}

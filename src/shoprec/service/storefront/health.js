@@ -1,0 +1,54 @@
+// The marketplace-health view of a running shoprec: the items whose current price is abnormal
+// (GET /v1/health/prices) and the visits the live guard recognised as bots (GET /v1/health/bots).
+// The API key stays in this page's session storage.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+async function api(path) {
+  const r = await fetch(path, { headers: { "X-API-Key": sessionStorage.getItem("shoprecKey") || "" } });
+  const body = await r.json();
+  if (!r.ok) throw new Error((body.error && body.error.message) || r.statusText);
+  return body;
+}
+
+function table(head, rows) {
+  const t = document.createElement("table");
+  const tr = document.createElement("tr");
+  for (const h of head) { const th = document.createElement("th"); th.textContent = h; tr.appendChild(th); }
+  t.appendChild(tr);
+  for (const r of rows) {
+    const row = document.createElement("tr");
+    for (const c of r) { const td = document.createElement("td"); td.textContent = String(c); row.appendChild(td); }
+    t.appendChild(row);
+  }
+  return t;
+}
+
+function note(box, text) { const p = document.createElement("p"); p.className = "muted"; p.textContent = text; box.appendChild(p); }
+
+async function show() {
+  const prices = $("prices"), bots = $("bots");
+  prices.textContent = ""; bots.textContent = "";
+  $("status").textContent = "loading…";
+  try {
+    const p = await api("/v1/health/prices");
+    note(prices, `${p.flags.length} flagged item(s), scenario ${p.scenario}`);
+    if (p.flags.length) prices.appendChild(table(["item", "kind", "price", "usual", "reason"],
+      p.flags.map((f) => [f.item_id, f.kind, f.price.toFixed(2), f.usual === null ? "–" : f.usual.toFixed(2), f.reason])));
+  } catch (err) { note(prices, "no price flags: " + err.message); }
+  try {
+    const b = await api("/v1/health/bots");
+    note(bots, `${b.counts.visits_flagged} visit(s) flagged, ${b.counts.events_held} of ${b.counts.events_seen} events held back`);
+    if (b.flagged.length) bots.appendChild(table(["visit", "kind", "events", "views", "carts", "held"],
+      b.flagged.map((v) => [v.visit, v.kind, v.events, v.views, v.carts, v.events_held])));
+  } catch (err) { note(bots, "no bot guard: " + err.message); }
+  $("status").textContent = "";
+}
+
+$("key-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  sessionStorage.setItem("shoprecKey", $("api-key").value);
+  show();
+});
+if (sessionStorage.getItem("shoprecKey")) show();
