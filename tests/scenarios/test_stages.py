@@ -163,8 +163,8 @@ def test_policy_arms_are_checked_against_the_scenario():
 # ----------------------------------------------------------------------------- registry and plug-ins
 def test_unknown_stages_and_bad_params_are_clear_errors():
     base = {"scenario": {"name": "x"}, "strategies": [{"name": "popularity"}]}
-    with pytest.raises(ConfigError, match="unknown training filter 'bots'; known: behaviours, event_rate"):
-        scenario_from_dict({**base, "training_filters": [{"name": "bots"}]})
+    with pytest.raises(ConfigError, match="unknown training filter 'captcha'; known: behaviours, bots, event_rate"):
+        scenario_from_dict({**base, "training_filters": [{"name": "captcha"}]})
     with pytest.raises(ConfigError, match="unknown reranker 'fair'"):
         scenario_from_dict({**base, "rerankers": [{"name": "fair"}]})
     with pytest.raises(ConfigError, match="unknown fusion 'magic'"):

@@ -103,7 +103,7 @@ def test_live_co_visitation_and_trending_learn_from_events(client):
 def test_out_of_stock_is_never_recommended_again_and_new_items_are_recommendable(client):
     top = popular_items(client, 10)
     r = client.put("/v1/items", json={"items": [{"item_id": top[0], "in_stock": False}]}, headers=WRITE)
-    assert r.status_code == 200 and r.json() == {"added": 0, "updated": 1}
+    assert r.status_code == 200 and r.json() == {"added": 0, "updated": 1, "price_flags": []}
     for scenario, body in [("first_visit", {"k": 50}), ("home", {"user_id": "17850", "k": 50}),
                            ("item_page", {"current_item": top[1], "k": 50}), ("cart", {"basket": [top[1]], "k": 50})]:
         assert top[0] not in ids(client.post(f"/v1/recommendations/{scenario}", json=body)), scenario
@@ -112,7 +112,7 @@ def test_out_of_stock_is_never_recommended_again_and_new_items_are_recommendable
     title = client.get(f"/v1/items/{top[1]}").json()["title"]
     r = client.put("/v1/items", json={"items": [{"item_id": "NEW-1", "title": title + " DELUXE", "price": 3.5}]},
                    headers=WRITE)
-    assert r.json() == {"added": 1, "updated": 0}
+    assert r.json() == {"added": 1, "updated": 0, "price_flags": []}
     found = ids(client.post("/v1/recommendations/search", json={"query": title + " deluxe", "k": 20}))
     assert "NEW-1" in found
     rec = client.app.state.service.engine.rec
