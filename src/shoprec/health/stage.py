@@ -13,7 +13,8 @@ keeps, per item, the recent prices the live check compares with, so a catalogue 
 volume for a subsidy and no path for a creep), and a price back at a known level clears it.
 
 ``demote`` moves flagged items after every unflagged one of the fused pool (their order kept);
-``hold`` removes them before candidates are taken (a rule, like out of stock).
+``hold`` removes them before candidates are taken (a rule, like out of stock); ``note`` shows them as
+ranked with the flag's reason among their reasons.
 """
 
 from __future__ import annotations
@@ -27,16 +28,17 @@ from pydantic import Field
 from ..scenarios.stages import Ranked, ReRanker, StageConfig
 from .prices import PriceConfig, PriceSupervisor, price_series
 
-__all__ = ["PriceFlagsConfig", "PriceFlagsReRanker", "item_price_flags"]
+__all__ = ["PriceFlagsConfig", "PriceFlagsReRanker", "demote", "item_price_flags"]
 
 KIND_CODES = {"": 0, "spike": 1, "drop": 2, "subsidy": 3, "creep": 4}
 KIND_NAMES = {v: k for k, v in KIND_CODES.items()}
 
 
 class PriceFlagsConfig(StageConfig):
-    action: Literal["demote", "hold", "ignore"] = Field(default="demote", description="What a flagged item gets: "
-                                                        "demote (after every unflagged item), hold (never shown), "
-                                                        "ignore (shown as ranked; the flag is still reported).")
+    action: Literal["demote", "hold", "note", "ignore"] = Field(
+        default="demote", description="What a flagged item gets: demote (after every unflagged item), hold (never "
+                                      "shown), note (shown as ranked, the flag's reason among its reasons), ignore "
+                                      "(shown as ranked; the flag is still reported).")
     creep_days: float = Field(default=30.0, gt=0, description="A creep counts while flagged this recently.")
 
 
@@ -120,18 +122,13 @@ class PriceFlagsReRanker(ReRanker):
     def rerank(self, ranked: Ranked, queries, k: int) -> Ranked:
         if self.config.action != "demote":
             return ranked
-        idx = ranked.item_idx
-        f = self.flagged()
-        bad = np.zeros(idx.shape, bool)
-        valid = idx >= 0
-        bad[valid] = f[np.minimum(idx[valid], len(f) - 1)] & (idx[valid] < len(f))
-        if not bad.any():
-            return ranked
-        # stable: unflagged first, then flagged, then the padding; order kept within each
-        key = np.where(~valid, 2, bad.astype(np.int8))
-        order = np.argsort(key, axis=1, kind="stable")
-        take = lambda a: np.take_along_axis(a, order, axis=1)     # noqa: E731
-        return Ranked(take(ranked.item_idx), take(ranked.scores), take(ranked.sources))
+        return demote(ranked, self.flagged())
+
+    def item_notes(self) -> dict[int, str]:
+        if self.config.action != "note":
+            return {}
+        cur = self.current()
+        return dict(zip(cur["item_idx"].tolist(), cur["reason"].tolist()))
 
     def state(self) -> dict[str, np.ndarray]:
         return {"kind_": self.kind_, "value_": self.value_, "expected_": self.expected_, "recent_": self.recent_}
@@ -149,6 +146,22 @@ class PriceFlagsReRanker(ReRanker):
         value, expected = self.value_[idx].astype(float), self.expected_[idx].astype(float)
         return pd.DataFrame({"item_idx": idx, "kind": kinds, "price": value, "usual": expected,
                              "reason": [_reason(k, v, e) for k, v, e in zip(kinds, value, expected)]})
+
+
+def demote(ranked: Ranked, flagged: np.ndarray) -> Ranked:
+    """``ranked`` with the ``flagged`` items (bool per item index) after every unflagged one, the
+    order kept within each (and the -1 padding last)."""
+    idx = ranked.item_idx
+    bad = np.zeros(idx.shape, bool)
+    valid = idx >= 0
+    inside = valid & (idx < len(flagged))
+    bad[inside] = flagged[idx[inside]]
+    if not bad.any():
+        return ranked
+    key = np.where(~valid, 2, bad.astype(np.int8))
+    order = np.argsort(key, axis=1, kind="stable")
+    take = lambda a: np.take_along_axis(a, order, axis=1)     # noqa: E731
+    return Ranked(take(ranked.item_idx), take(ranked.scores), take(ranked.sources))
 
 
 def check_prices(recent: np.ndarray, price: np.ndarray, c: PriceConfig) -> tuple[np.ndarray, np.ndarray]:

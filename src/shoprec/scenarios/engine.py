@@ -340,6 +340,11 @@ class Recommender:
         special_l = {s: v.tolist() for s, v in special.items()}
         ext_ids: dict[int, str] = {}
         reason_of: dict[tuple[int, int], dict[str, Any]] = {}   # (strategy, anchor) → reason (shared, read-only)
+        # notes of the re-rankers (consumer protection: "often returned"), shown among the reasons
+        notes: dict[int, list[dict[str, Any]]] = {}
+        for stage in pipe.rerankers_:
+            for i, text in stage.item_notes().items():
+                notes.setdefault(int(i), []).append({"strategy": stage.name, "text": text, "anchor_item_id": None})
         out: list[list[dict[str, Any]]] = []
         for r in range(n):
             row: list[dict[str, Any]] = []
@@ -385,6 +390,8 @@ class Recommender:
                         reasons.append(got)
                         continue
                     reasons.append({"strategy": spec.display, "text": text, "anchor_item_id": anchor_id})
+                if notes and item in notes:
+                    reasons = reasons + notes[item]
                 score = score_r[j]
                 iid = ext_ids.get(item)
                 if iid is None:

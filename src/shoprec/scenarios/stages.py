@@ -315,6 +315,11 @@ class ReRanker(Stage):
         """The pool re-ordered (items only from ``ranked``, each once; -1 pads at the end)."""
         return ranked
 
+    def item_notes(self) -> Mapping[int, str]:
+        """Item index → a note shown among the item's reasons wherever it appears ("often returned"),
+        under the stage's name. Default: none."""
+        return {}
+
 
 # --------------------------------------------------------------------------- registry
 class StageSpec(BaseModel):
@@ -351,6 +356,7 @@ BUILTIN: dict[tuple[str, str], str] = {
     # marketplace health plugs in as a re-ranker (it imports scenarios)
     ("reranker", "price_flags"): "shoprec.health.stage:PriceFlagsReRanker",
     ("training_filter", "bots"): "shoprec.health.bots:BotFilter",
+    ("reranker", "consumer_protection"): "shoprec.health.protection:ProtectionReRanker",
 }
 _REGISTRY: dict[tuple[str, str], str | type[Stage]] = dict(BUILTIN)
 
