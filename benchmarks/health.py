@@ -25,6 +25,18 @@ a quarter each of crawlers, slow (metronomic) crawlers, cart-stuffers and click-
 (``health_inject.inject_bots`` states them), seeds 2 and 3 (the thresholds were set on the synthetic
 unit-test logs and seed 1 of Online Retail). Reported: recall per bot kind (a visit counts when
 flagged as any bot), and the collateral damage: the share of real visits and of real events flagged.
+
+push: a push attack on the demo shop's home page (the embedded Online Retail slice, cut in time: the
+last 20 % of events are the test). Click-farm visits, 5 % of the training sessions, each view 3–6 of
+20 target items (among the least bought) plus one of the 50 most popular, and cart one (``health_inject.push_attack``), in the last
+30 days of training. The shipped home scenario (its SASRec left out, for time) is fitted on the clean
+data, on the attacked data, and on the attacked data with ``[[training_filters]] name = "bots"``;
+and likewise the item page (SASRec left out); reported: the targets' share of the top-10 slots of every
+test visitor's home page and of the item pages of the 200 most popular items, the lift the attack
+bought, the share of that lift the defence removed, and home's NDCG@10 on the clean test against the
+no-attack model (the automatic fusion choice is refitted each time, so NDCG moves by a little without
+any attack).
+Seeds 2 and 3.
 """
 
 from __future__ import annotations
@@ -50,7 +62,7 @@ from shoprec.health.prices import PriceSupervisor, price_series  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = ROOT.parent / "shared" / "data"
-PARTS = ("prices", "peers", "bots")
+PARTS = ("prices", "peers", "bots", "push")
 
 
 def online_retail_series(data: Path) -> tuple[pd.DataFrame, dict]:
@@ -201,6 +213,80 @@ def bot_table_lines(res: dict) -> list[str]:
     return out
 
 
+def push(data: Path, seeds=(2, 3), share: float = 0.05) -> dict:
+    from health_inject import push_attack
+
+    from shoprec.data.adapters import load_online_retail
+    from shoprec.demo_data import DEMO_PATH
+    from shoprec.evaluation.evaluator import measure
+    from shoprec.evaluation.splits import temporal_split
+    from shoprec.scenarios import default_scenarios
+    from shoprec.scenarios.engine import Recommender
+
+    shop, _ = load_online_retail(DEMO_PATH)
+    task = temporal_split(shop, test_fraction=0.2)
+    home = default_scenarios()["home"]
+    home = home.with_overrides(strategies=[s.model_dump() for s in home.strategies if s.name != "sasrec"])
+    defended = home.with_overrides(training_filters=[{"name": "bots"}])
+
+    item_page = default_scenarios()["item_page"]
+    item_page = item_page.with_overrides(strategies=[s.model_dump() for s in item_page.strategies
+                                                     if s.name != "sasrec"])
+    pop = task.train.item_popularity()
+    anchors = np.argsort(-pop, kind="stable")[:200]           # the item pages of the 200 most popular items
+    from shoprec.strategies import Queries
+
+    pages = Queries.for_users(np.full(len(anchors), -1, np.int32))
+    pages = type(pages)(pages.user_idx, pages.items, anchors.astype(np.int32), pages.basket)
+
+    def run(cfg, train):
+        t0 = time.perf_counter()
+        ip = item_page if not cfg.training_filters else item_page.with_overrides(
+            training_filters=[f.model_dump() for f in cfg.training_filters])
+        rec = Recommender([cfg, ip]).fit(train)
+        top = rec.pipelines["home"].recommend(task.queries, 10).item_idx
+        page_top = rec.pipelines["item_page"].recommend(pages, 10).item_idx
+        return top, page_top, time.perf_counter() - t0, rec.pipelines["home"].filter_reports_
+
+    clean = run(home, task.train)
+    clean_ndcg = measure(clean[0], task, [10])["ndcg@10"]
+    rows = []
+    for seed in seeds:
+        attacked, targets = push_attack(task.train, share, seed)
+        got = {"clean": clean, "attacked": run(home, attacked), "defended": run(defended, attacked)}
+        row = {"seed": seed, "farm_visits": int(attacked.n_users - task.train.n_users)}
+        for page, j in (("home", 0), ("item_page", 1)):
+            exp = {name: float(np.isin(g[j], targets).mean()) for name, g in got.items()}
+            lift = exp["attacked"] - exp["clean"]
+            row[page] = {**exp, "lift_factor": exp["attacked"] / exp["clean"] if exp["clean"] else float("inf"),
+                         "lift_removed": 1 - (exp["defended"] - exp["clean"]) / lift if lift > 0 else float("nan")}
+        ndcg = measure(got["defended"][0], task, [10])["ndcg@10"]
+        ndcg_attacked = measure(got["attacked"][0], task, [10])["ndcg@10"]
+        reports = got["defended"][3]
+        row.update(ndcg_defended=ndcg, ndcg_attacked=ndcg_attacked, ndcg_clean=clean_ndcg, ndcg_ratio=ndcg / clean_ndcg,
+                   filter=reports[0].dropped if reports else {})
+        rows.append(row)
+        print(f"seed {seed}: {row}", flush=True)
+    return {"protocol": __doc__, "rows": rows, "fit_seconds_clean": clean[2], "test_queries": len(task.queries.user_idx)}
+
+
+def push_table_lines(res: dict) -> list[str]:
+    out = ["| seed | page | farm visits | targets' share of top-10: clean | attacked | defended | attack's lift | "
+           "lift removed |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in res["rows"]:
+        for page in ("home", "item_page"):
+            e = r[page]
+            out.append(f"| {r['seed']} | {page} | {r['farm_visits']:,} | {e['clean']:.3%} | {e['attacked']:.3%} | "
+                       f"{e['defended']:.3%} | ×{e['lift_factor']:.1f} | {e['lift_removed']:.1%} |")
+    out += ["", "| seed | NDCG@10 clean test: no attack | attacked | attacked, defended | defended / no attack | "
+            "events the filter dropped |", "|---:|---:|---:|---:|---:|---|"]
+    for r in res["rows"]:
+        drop = ", ".join(f"{k} {v:,}" for k, v in r["filter"].items() if v)
+        out.append(f"| {r['seed']} | {r['ndcg_clean']:.4f} | {r['ndcg_attacked']:.4f} | {r['ndcg_defended']:.4f} | "
+                   f"{r['ndcg_ratio']:.1%} | {drop} |")
+    return out
+
+
 def table_lines(res: dict) -> list[str]:
     out = ["| seed | kind | injected | found | recall | flags of that kind | precision | other kinds on touched items |",
            "|---:|---|---:|---:|---:|---:|---:|---:|"]
@@ -220,7 +306,8 @@ def health_lines() -> list[str]:
     lines = []
     for part, title, render in (("prices", "Price supervision with injected faults (Online Retail)", table_lines),
                                 ("peers", "Prices far from their category's peers (Olist)", peer_table_lines),
-                                ("bots", "Bot visits injected into real logs", bot_table_lines)):
+                                ("bots", "Bot visits injected into real logs", bot_table_lines),
+                                ("push", "A push attack on the home page, with and without the defence", push_table_lines)):
         p = RESULTS / f"health-{part}.json"
         if not p.exists():
             continue
@@ -251,11 +338,12 @@ def main() -> None:
             if part not in PARTS:
                 ap.error(f"unknown part {part!r}; the parts are {', '.join(PARTS)}")
             with CoreShare() as share:
-                res = {"prices": prices, "peers": peers, "bots": bots}[part](args.data)
+                res = {"prices": prices, "peers": peers, "bots": bots, "push": push}[part](args.data)
             res.update(date=str(date.today()), other_cores=share.other_cores,
                        machine={"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2 ** 30, 1),
                                 "python": platform.python_version()})
-            print("\n".join({"prices": table_lines, "peers": peer_table_lines, "bots": bot_table_lines}[part](res)))
+            print("\n".join({"prices": table_lines, "peers": peer_table_lines, "bots": bot_table_lines,
+                              "push": push_table_lines}[part](res)))
             RESULTS.mkdir(parents=True, exist_ok=True)
             (RESULTS / f"health-{part}.json").write_text(json.dumps(res, indent=1, default=float))
     finish(args)

@@ -131,3 +131,50 @@ def inject_bots(events: pd.DataFrame, share: float, seed: int, n_targets: int = 
     out = pd.concat([events[["visit", "item", "behaviour", "timestamp"]]] + parts, ignore_index=True)
     truth = pd.Series({**{v: "" for v in real_visits}, **kinds})
     return out, truth
+
+
+def push_attack(train, share: float, seed: int, n_targets: int = 20, days: float = 30.0):
+    """(``train`` (a ShopData) plus click-farm visits numbering ``share`` × its sessions, the target
+    item indices). Each farm visit is a new account and session viewing 2–5 of ``n_targets`` target
+    items (drawn, seeded, among the items with the fewest distinct buyers but at least one) and one of
+    the 50 most popular items (to ride along in its "also viewed"), ~20 s apart, then adding its first
+    item to the cart, at a uniformly random time in the last ``days`` of the data."""
+    from shoprec.data import Behaviour
+    from shoprec.data.dataset import ShopData
+    from shoprec.data.idmap import IdMap
+
+    rng = np.random.default_rng(seed)
+    ev = train.events
+    pop = train.item_popularity()
+    candidates = np.flatnonzero(pop > 0)
+    candidates = candidates[np.argsort(pop[candidates], kind="stable")][: max(200, n_targets)]
+    targets = rng.choice(candidates, n_targets, replace=False)
+    n_sessions = int(ev["session_idx"].max()) + 1 if (ev["session_idx"] >= 0).any() else train.n_users
+    n_farm = int(round(share * n_sessions / (1 - share)))
+    t1 = float(ev["timestamp"].max())
+    rows = []
+    popular = np.argsort(-pop, kind="stable")[:50]
+    for v in range(n_farm):
+        n = int(rng.integers(3, 7))
+        # the targets, riding along with one of the most popular items ("also viewed" hijack)
+        items = np.r_[rng.choice(targets, n - 1), rng.choice(popular)]
+        rng.shuffle(items)
+        ts = rng.uniform(t1 - days * 86_400, t1) + np.concatenate([[0.0], np.cumsum(rng.exponential(20.0, n))])
+        beh = [int(Behaviour.VIEW)] * n + [int(Behaviour.ADD_TO_CART)]
+        its = list(items) + [items[0]]
+        for it, b, t in zip(its, beh, ts):
+            rows.append((train.n_users + v, int(it), b, int(t), n_sessions + v))
+    extra = pd.DataFrame(rows, columns=["user_idx", "item_idx", "behaviour", "timestamp", "session_idx"])
+    for c in ev.columns:
+        if c not in extra.columns:
+            extra[c] = ev[c].iloc[:0].reindex(range(len(extra))).to_numpy() if len(ev) else np.nan
+        extra[c] = extra[c].astype(ev[c].dtype) if ev[c].dtype.kind in "iuf" and not extra[c].isna().any() else extra[c]
+    events = pd.concat([ev, extra[ev.columns]], ignore_index=True)
+    for c in ("user_idx", "item_idx", "session_idx", "behaviour"):
+        events[c] = events[c].astype(ev[c].dtype)
+    users = IdMap(list(train.users.external_ids) + [f"farm-{seed}-{v}" for v in range(n_farm)])
+    sessions = IdMap(list(train.sessions.external_ids) + [f"farm-{seed}-{v}" for v in range(n_farm)]) \
+        if train.sessions is not None else None
+    user_table = train.user_table
+    return ShopData(events, users, train.items, sessions, train.item_table, user_table,
+                    name=f"{train.name}-attacked"), targets
