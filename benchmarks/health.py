@@ -62,7 +62,7 @@ from shoprec.health.prices import PriceSupervisor, price_series  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = ROOT.parent / "shared" / "data"
-PARTS = ("prices", "peers", "bots", "push")
+PARTS = ("prices", "peers", "bots", "push", "cost")
 
 
 def online_retail_series(data: Path) -> tuple[pd.DataFrame, dict]:
@@ -287,6 +287,40 @@ def push_table_lines(res: dict) -> list[str]:
     return out
 
 
+def cost(data: Path, batches: int = 200, size: int = 1000) -> dict:
+    from shoprec.data.adapters import load
+    from shoprec.health.live import SessionGuard
+    from shoprec.service.store import EventRecord
+
+    shop, _ = load(f"retailrocket:{data / 'retailrocket-sample' / 'events_sample_9385rows.csv'}")
+    ev = shop.events.sort_values("timestamp")
+    names = {0: "view", 2: "add_to_cart", 4: "purchase"}
+    items = [str(x) for x in shop.items.to_external(ev["item_idx"].to_numpy())]
+    users = ev["user_idx"].to_numpy()
+    beh = [names.get(int(b), "view") for b in ev["behaviour"].to_numpy()]
+    ts = ev["timestamp"].to_numpy(np.float64)
+    records = [EventRecord(event_id=f"e{c}-{i}", item_id=items[i], behaviour=beh[i], timestamp=float(ts[i]) + c * 1e7,
+                           received_at=0.0, session_id=f"c{c}-{users[i]}")
+               for c in range(20) for i in range(len(ev))]
+    guard = SessionGuard()
+    times = []
+    for b in range(batches + 20):
+        chunk = records[(b * size) % (len(records) - size):][:size]
+        t0 = time.perf_counter()
+        guard.admit(chunk)
+        if b >= 20:
+            times.append(time.perf_counter() - t0)
+    t = np.asarray(times) * 1000
+    return {"protocol": __doc__, "batch": size, "batches": batches, "median_ms": float(np.median(t)),
+            "p99_ms": float(np.percentile(t, 99)), "visits_tracked": len(guard.visits)}
+
+
+def cost_table_lines(res: dict) -> list[str]:
+    return ["| events per batch | batches | median ms | p99 ms | visits tracked |", "|---:|---:|---:|---:|---:|",
+            f"| {res['batch']:,} | {res['batches']} | {res['median_ms']:.2f} | {res['p99_ms']:.2f} | "
+            f"{res['visits_tracked']:,} |"]
+
+
 def table_lines(res: dict) -> list[str]:
     out = ["| seed | kind | injected | found | recall | flags of that kind | precision | other kinds on touched items |",
            "|---:|---|---:|---:|---:|---:|---:|---:|"]
@@ -307,7 +341,8 @@ def health_lines() -> list[str]:
     for part, title, render in (("prices", "Price supervision with injected faults (Online Retail)", table_lines),
                                 ("peers", "Prices far from their category's peers (Olist)", peer_table_lines),
                                 ("bots", "Bot visits injected into real logs", bot_table_lines),
-                                ("push", "A push attack on the home page, with and without the defence", push_table_lines)):
+                                ("push", "A push attack on the home and item pages, with and without the defence", push_table_lines),
+                                ("cost", "What the live bot guard costs", cost_table_lines)):
         p = RESULTS / f"health-{part}.json"
         if not p.exists():
             continue
@@ -338,12 +373,12 @@ def main() -> None:
             if part not in PARTS:
                 ap.error(f"unknown part {part!r}; the parts are {', '.join(PARTS)}")
             with CoreShare() as share:
-                res = {"prices": prices, "peers": peers, "bots": bots, "push": push}[part](args.data)
+                res = {"prices": prices, "peers": peers, "bots": bots, "push": push, "cost": cost}[part](args.data)
             res.update(date=str(date.today()), other_cores=share.other_cores,
                        machine={"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2 ** 30, 1),
                                 "python": platform.python_version()})
             print("\n".join({"prices": table_lines, "peers": peer_table_lines, "bots": bot_table_lines,
-                              "push": push_table_lines}[part](res)))
+                              "push": push_table_lines, "cost": cost_table_lines}[part](res)))
             RESULTS.mkdir(parents=True, exist_ok=True)
             (RESULTS / f"health-{part}.json").write_text(json.dumps(res, indent=1, default=float))
     finish(args)
