@@ -53,6 +53,8 @@ class SessionGuard:
         self.max_items = max_items
         self.visits: OrderedDict[str, _Visit] = OrderedDict()
         self.counts = {"events_seen": 0, "events_held": 0, "visits_flagged": 0}
+        #: no visit with fewer events is judged (neither rule can hold before)
+        self._min_events = min(self.config.crawler_min_events, self.config.stuffer_min_carts)
 
     def _judge(self, v: _Visit) -> str:
         c = self.config
@@ -77,30 +79,42 @@ class SessionGuard:
         ``behaviour``, ``timestamp``): may it move the live counters and rewards."""
         rows = list(events)
         out = np.ones(len(rows), bool)
-        get = (lambda r, k: r.get(k)) if rows and isinstance(rows[0], dict) else getattr
-        # each visit's events in time order (a batch may interleave visits)
-        order = sorted(range(len(rows)), key=lambda i: float(get(rows[i], "timestamp") or 0.0))
+        if not rows:
+            return out
+        if isinstance(rows[0], dict):
+            keys = [r.get("session_id") or r.get("user_id") for r in rows]
+            times = [float(r.get("timestamp") or 0.0) for r in rows]
+            behs = [str(r.get("behaviour")) for r in rows]
+            items = [r.get("item_id") for r in rows]
+        else:
+            keys = [r.session_id or r.user_id for r in rows]
+            times = [float(r.timestamp or 0.0) for r in rows]
+            behs = [r.behaviour for r in rows]
+            items = [r.item_id for r in rows]
+        # each visit's events in time order (a batch may interleave visits; most come in order)
+        t_arr = np.asarray(times)
+        order = range(len(rows)) if (np.diff(t_arr) >= 0).all() else np.argsort(t_arr, kind="stable").tolist()
+        visits, seen, held = self.visits, 0, 0
         for i in order:
-            r = rows[i]
-            key = get(r, "session_id") or get(r, "user_id")
+            key = keys[i]
             if not key:
                 continue
             key = str(key)
-            v = self.visits.get(key)
+            v = visits.get(key)
             if v is None:
-                v = self.visits[key] = _Visit()
-                if len(self.visits) > self.max_visits:
-                    self.visits.popitem(last=False)
+                v = visits[key] = _Visit()
+                if len(visits) > self.max_visits:
+                    visits.popitem(last=False)
             else:
-                self.visits.move_to_end(key)
-            self.counts["events_seen"] += 1
+                visits.move_to_end(key)
+            seen += 1
             if v.kind:
                 v.held += 1
-                self.counts["events_held"] += 1
+                held += 1
                 out[i] = False
                 continue
-            t = float(get(r, "timestamp") or 0.0)
-            beh = str(get(r, "behaviour"))
+            t = times[i]
+            beh = behs[i]
             v.events += 1
             v.views += beh in _BROWSE
             v.carts += beh == "add_to_cart"
@@ -112,11 +126,14 @@ class SessionGuard:
                 v.gaps += 1
             v.first, v.last = min(v.first, t), max(v.last, t)
             if len(v.items) < self.max_items:
-                v.items.add(str(get(r, "item_id")))
-            kind = self._judge(v)
-            if kind:
-                v.kind = kind
-                self.counts["visits_flagged"] += 1
+                v.items.add(items[i])
+            if v.events >= self._min_events:
+                kind = self._judge(v)
+                if kind:
+                    v.kind = kind
+                    self.counts["visits_flagged"] += 1
+        self.counts["events_seen"] += seen
+        self.counts["events_held"] += held
         return out
 
     def flagged(self, limit: int = 100) -> list[dict[str, Any]]:
