@@ -276,8 +276,11 @@ def push_table_lines(res: dict) -> list[str]:
     for r in res["rows"]:
         for page in ("home", "item_page"):
             e = r[page]
+            lift = ("none" if e["attacked"] <= e["clean"] else
+                    f"×{e['attacked'] / e['clean']:.1f}" if e["clean"] else "from 0")
+            removed = f"{e['lift_removed']:.1%}" if e["attacked"] > e["clean"] else "– (no lift)"
             out.append(f"| {r['seed']} | {page} | {r['farm_visits']:,} | {e['clean']:.3%} | {e['attacked']:.3%} | "
-                       f"{e['defended']:.3%} | ×{e['lift_factor']:.1f} | {e['lift_removed']:.1%} |")
+                       f"{e['defended']:.3%} | {lift} | {removed} |")
     out += ["", "| seed | NDCG@10 clean test: no attack | attacked | attacked, defended | defended / no attack | "
             "events the filter dropped |", "|---:|---:|---:|---:|---:|---|"]
     for r in res["rows"]:
