@@ -25,7 +25,8 @@ import pandas as pd
 from pydantic import Field
 
 from ..data import Behaviour
-from ..scenarios.stages import Ranked, ReRanker, StageConfig
+from ..scenarios.stages import StageConfig
+from .flagged import FlaggedItemsReRanker
 
 __all__ = ["ProtectionConfig", "ProtectionReRanker", "return_rates"]
 
@@ -54,7 +55,7 @@ class ProtectionConfig(StageConfig):
                                                       "with the note).")
 
 
-class ProtectionReRanker(ReRanker):
+class ProtectionReRanker(FlaggedItemsReRanker):
     """The ``consumer_protection`` re-ranker (module docstring)."""
 
     name = "consumer_protection"
@@ -80,18 +81,6 @@ class ProtectionReRanker(ReRanker):
     def item_notes(self) -> dict[int, str]:
         idx = np.flatnonzero(self.flagged())
         return {int(i): f"often returned ({self.rate_[i]:.0%} of units)" for i in idx}
-
-    def constrain(self, queries, allowed: np.ndarray) -> None:
-        if self.config.action == "hold":
-            f = self.flagged()
-            allowed[:, f[:allowed.shape[1]]] = False
-
-    def rerank(self, ranked: Ranked, queries, k: int) -> Ranked:
-        if self.config.action != "demote":
-            return ranked
-        from .stage import demote
-
-        return demote(ranked, self.flagged())
 
     def state(self) -> dict[str, np.ndarray]:
         return {"rate_": self.rate_, "bought_": self.bought_, "overall_": np.array([self.overall_], np.float64)}

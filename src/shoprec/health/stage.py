@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from ..scenarios.stages import Ranked, ReRanker, StageConfig
+from ..scenarios.stages import StageConfig
+from .flagged import FlaggedItemsReRanker, demote  # noqa: F401  (demote: re-exported)
 from .prices import PriceConfig, PriceSupervisor, price_series
 
 __all__ = ["PriceFlagsConfig", "PriceFlagsReRanker", "demote", "item_price_flags"]
@@ -42,7 +43,7 @@ class PriceFlagsConfig(StageConfig):
     creep_days: float = Field(default=30.0, gt=0, description="A creep counts while flagged this recently.")
 
 
-class PriceFlagsReRanker(ReRanker):
+class PriceFlagsReRanker(FlaggedItemsReRanker):
     """The ``price_flags`` re-ranker (module docstring)."""
 
     name = "price_flags"
@@ -114,16 +115,6 @@ class PriceFlagsReRanker(ReRanker):
     def flagged(self) -> np.ndarray:
         return self.kind_ > 0
 
-    def constrain(self, queries, allowed: np.ndarray) -> None:
-        if self.config.action == "hold":
-            f = self.flagged()
-            allowed[:, f[:allowed.shape[1]]] = False
-
-    def rerank(self, ranked: Ranked, queries, k: int) -> Ranked:
-        if self.config.action != "demote":
-            return ranked
-        return demote(ranked, self.flagged())
-
     def item_notes(self) -> dict[int, str]:
         if self.config.action != "note":
             return {}
@@ -146,22 +137,6 @@ class PriceFlagsReRanker(ReRanker):
         value, expected = self.value_[idx].astype(float), self.expected_[idx].astype(float)
         return pd.DataFrame({"item_idx": idx, "kind": kinds, "price": value, "usual": expected,
                              "reason": [_reason(k, v, e) for k, v, e in zip(kinds, value, expected)]})
-
-
-def demote(ranked: Ranked, flagged: np.ndarray) -> Ranked:
-    """``ranked`` with the ``flagged`` items (bool per item index) after every unflagged one, the
-    order kept within each (and the -1 padding last)."""
-    idx = ranked.item_idx
-    bad = np.zeros(idx.shape, bool)
-    valid = idx >= 0
-    inside = valid & (idx < len(flagged))
-    bad[inside] = flagged[idx[inside]]
-    if not bad.any():
-        return ranked
-    key = np.where(~valid, 2, bad.astype(np.int8))
-    order = np.argsort(key, axis=1, kind="stable")
-    take = lambda a: np.take_along_axis(a, order, axis=1)     # noqa: E731
-    return Ranked(take(ranked.item_idx), take(ranked.scores), take(ranked.sources))
 
 
 def check_prices(recent: np.ndarray, price: np.ndarray, c: PriceConfig) -> tuple[np.ndarray, np.ndarray]:
