@@ -73,3 +73,24 @@ def test_a_crawler_posting_events_moves_no_counter_after_it_is_recognised(client
     # the events are stored all the same (for audit, and for the bots training filter)
     stored = [e for batch in service.store.iter_events() for e in batch if e.session_id == "crawl-1"]
     assert len(stored) == 80
+    # its answers are logged as answers to a bot (no policy learns from them)
+    body = client.post("/v1/recommendations/home", json={"session_id": "crawl-1", "k": 3}).json()
+    service.impressions.close()
+    service.impressions = None
+    imp = next(i for b in service.store.iter_impressions() for i in b if i.request_id == body["request_id"])
+    assert imp.context["bot"] == "crawler"
+
+
+def test_answers_to_a_recognised_bot_are_logged_but_not_learned_from(tmp_path):
+    from shoprec.online.learner import PolicyLearner
+    from shoprec.online.policies import ThompsonPolicy
+    from shoprec.online.rewards import join_rewards
+
+    imps = [{"request_id": f"r{i}", "created_at": 1000.0 + i, "scenario": "home", "model_version": "v",
+             "session_id": "s", "items": [{"item_id": "a", "position": 1}],
+             "context": {"policy": {"name": "thompson", "arm": "x", "propensity": 0.5},
+                         **({"bot": "crawler"} if i % 2 else {})}} for i in range(4)]
+    learner = PolicyLearner("home", ThompsonPolicy(arms={"x": {"ease": 1.0}, "y": {"ease": 0.5}}))
+    assert learner.answers(imps) == 2 and learner.counts["answers_to_bots"] == 2
+    frame = join_rewards(imps, []).feedback_frame(final_only=False)
+    assert frame["request_id"].tolist() == ["r0", "r2"]

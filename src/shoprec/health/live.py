@@ -136,6 +136,11 @@ class SessionGuard:
         self.counts["events_held"] += held
         return out
 
+    def kind_of(self, key: str | None) -> str:
+        """The bot kind of a visit ("" when it is not one, or unknown)."""
+        v = self.visits.get(str(key)) if key else None
+        return v.kind if v is not None else ""
+
     def flagged(self, limit: int = 100) -> list[dict[str, Any]]:
         """The most recently active flagged visits, newest first, with their figures."""
         out = []

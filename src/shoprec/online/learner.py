@@ -60,7 +60,7 @@ class PolicyLearner:
         self.orphan_seconds = 60.0
         self.max_orphans = 100_000
         self.counts = {"answers": 0, "answers_unknown_arm": 0, "answers_without_propensity": 0,
-                       "answers_failed": 0, "answers_of_overrides": 0,
+                       "answers_failed": 0, "answers_of_overrides": 0, "answers_to_bots": 0,
                        "events_rewarded": 0, "by_request": 0, "by_session": 0, "by_user": 0,
                        "unknown_request": 0, "not_shown": 0, "outside_window": 0, "no_answer": 0}
         self.rebuilt_from: dict[str, int] = {}
@@ -80,6 +80,9 @@ class PolicyLearner:
                 continue
             if ctx.get("error"):                    # a request that failed: nothing was shown
                 self.counts["answers_failed"] += 1
+                continue
+            if ctx.get("bot"):                      # an answer to a visit recognised as a bot
+                self.counts["answers_to_bots"] += 1
                 continue
             if str(pol.get("arm") or "").startswith("override:"):
                 self.counts["answers_of_overrides"] += 1   # an A/B variant's fixed mix, not the policy's choice

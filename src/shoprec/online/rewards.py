@@ -60,9 +60,10 @@ class RewardJoin:
 
     def feedback_frame(self, final_only: bool = True) -> pd.DataFrame:
         """The answers with a logged policy propensity, as ``shoprec ope`` and the policies read them
-        (columns arm, reward, propensity, request_id, and the context)."""
+        (columns arm, reward, propensity, request_id, and the context); answers the service logged as
+        given to a recognised bot (``context.bot``) are left out."""
         r = self.requests
-        keep = r["propensity"].notna()
+        keep = r["propensity"].notna() & r["bot"].isna()      # answers to recognised bots teach nothing
         if final_only:
             keep &= r["final"]
         return r[keep].reset_index(drop=True)
@@ -97,7 +98,8 @@ def _impression_frames(impressions: Iterable[Any]) -> tuple[pd.DataFrame, pd.Dat
                "user_id": r.get("user_id"), "session_id": r.get("session_id"),
                "policy": pol.get("name"), "arm": pol.get("arm"), "propensity": pol.get("propensity"),
                # the context features a linear policy chose with, as JSON text (survives CSV and Parquet)
-               "features": None if pol.get("features") is None else json.dumps([float(v) for v in pol["features"]])}
+               "features": None if pol.get("features") is None else json.dumps([float(v) for v in pol["features"]]),
+               "bot": ctx.get("bot") or None}
         for f in CONTEXT_FIELDS:
             rec[f] = ctx.get(f)
         rec["basket_size"] = len(ctx.get("basket") or [])
@@ -105,7 +107,7 @@ def _impression_frames(impressions: Iterable[Any]) -> tuple[pd.DataFrame, pd.Dat
         for it in r.get("items") or []:
             shown.append((r["request_id"], int(it["position"]), str(it["item_id"]), it.get("propensity")))
     requests = pd.DataFrame(req, columns=["request_id", "scenario", "created_at", "user_id", "session_id", "policy",
-                                          "arm", "propensity", "features", *CONTEXT_FIELDS, "basket_size"])
+                                          "arm", "propensity", "features", "bot", *CONTEXT_FIELDS, "basket_size"])
     requests = requests.drop_duplicates("request_id", keep="first").reset_index(drop=True)
     shown_df = pd.DataFrame(shown, columns=["request_id", "position", "item_id", "propensity"])
     shown_df = shown_df.drop_duplicates(["request_id", "position"]).reset_index(drop=True)

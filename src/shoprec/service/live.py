@@ -476,6 +476,9 @@ class Engine:
                          # those of the order they are shown in, given that arm's ranking)
                          "policy": resp.get("policy"),
                          "experiment": p.get("experiment")})
+            bot = self.guard.kind_of(p.get("session_id") or ctx.user_id) if self.guard is not None else ""
+            if bot:   # an answer to a recognised bot: logged, never learned from
+                imp.context["bot"] = bot
             out.append((body, imp))
         return out
 
