@@ -23,7 +23,7 @@ bots: real logs (Online Retail: visits = invoices; the RetailRocket sample: visi
 Taobao UserBehavior head sample: visits = users), with simulated bot visits added, 5 % of all visits,
 a quarter each of crawlers, slow (metronomic) crawlers, cart-stuffers and click-farm visits
 (``health_inject.inject_bots`` states them), seeds 2 and 3 (the thresholds were set on the synthetic
-unit-test logs and seed 1 of Online Retail). Reported: recall per bot kind (a visit counts when
+unit-test logs and on seed 1 of the three logs). Reported: recall per bot kind (a visit counts when
 flagged as any bot), and the collateral damage: the share of real visits and of real events flagged.
 
 push: a push attack on the demo shop's home page (the embedded Online Retail slice, cut in time: the

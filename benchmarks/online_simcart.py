@@ -27,7 +27,7 @@ from shoprec.demo_data import DEMO_PATH  # noqa: E402
 from shoprec.online.simulator import CART_ARMS, ShopSimulator, cart_world, policy_specs  # noqa: E402
 from shoprec.scenarios.stages import make_stage  # noqa: E402
 
-from online_sim import summarise, table_lines  # noqa: E402,F401  (same summary and table as home)
+from online_sim import summarise  # noqa: E402  (the same summary as home)
 
 POLICIES = ["shipped", "fixed", "thompson", "linucb", "lin_ts"]
 
@@ -52,4 +52,13 @@ def simcart(impressions: int = 50_000, seeds: tuple[int, ...] = (2, 3)) -> dict:
             print(f"seed {seed} cart {label:14s} reward/answer {r.mean():.5f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     out["summary"] = summarise(out)
+    return out
+
+
+def table_lines(res: dict) -> list[str]:
+    out = ["| seed | policy | reward / answer | vs best fixed arm (cumulative) | vs shipped mix |",
+           "|---:|---|---:|---:|---:|"]
+    for r in res["summary"]:
+        out.append(f"| {r['seed']} | {r['policy']} | {r['rate']:.5f} | {r['vs_best_fixed']:.1%} "
+                   f"({r['best_fixed'].removeprefix('fixed: ')}) | {r['vs_shipped']:.1%} |")
     return out
