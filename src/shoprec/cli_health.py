@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .cli import _error, _load_shop, _plain, app, console
 
-health_app = typer.Typer(no_args_is_help=True, help="Marketplace health: abnormal prices (more to come).")
+health_app = typer.Typer(no_args_is_help=True, help="Marketplace health: abnormal prices, bot visits.")
 app.add_typer(health_app, name="health")
 
 
@@ -57,6 +57,56 @@ def health_prices(
         for r in f.itertuples():
             t.add_row(str(r.key), r.kind, time.strftime("%Y-%m-%d", time.gmtime(r.at)), f"{r.value:.2f}",
                       f"{r.expected:.2f}", r.reason)
+        console.print(t)
+    if out is not None:
+        if out.suffix.lower() == ".jsonl":
+            out.write_text("".join(json.dumps(r) + "\n" for r in flags.frame.to_dict("records")))
+        else:
+            flags.frame.to_csv(out, index=False)
+        _plain(f"wrote {len(flags):,} flags to {out}")
+
+
+@health_app.command("bots")
+def health_bots(
+    data: Annotated[Optional[str], typer.Option("--data", help="FORMAT:PATH (default: the demo shop).")] = None,
+    top: Annotated[int, typer.Option("--top", min=0, help="Flagged visits to list (the largest first).")] = 20,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write every flag (CSV, or JSON Lines by the "
+                                                "suffix .jsonl).")] = None,
+) -> None:
+    """Find the crawler, cart-stuffer and click-farm visits of a shop's events (what the bots training
+    filter leaves out)."""
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from .health.bots import BotDetector
+
+    try:
+        shop = _load_shop(data)
+        ev = shop.events
+        sess = ev["session_idx"].to_numpy().astype(np.int64)
+        user = ev["user_idx"].to_numpy().astype(np.int64)
+        sess_ids = np.asarray(shop.sessions.external_ids, dtype=object) if shop.sessions is not None else None
+        user_ids = np.asarray(shop.users.external_ids, dtype=object)
+        visit = [f"session {sess_ids[s]}" if s >= 0 and sess_ids is not None else f"user {user_ids[u]}"
+                 for s, u in zip(sess.tolist(), user.tolist())]
+        frame = pd.DataFrame({"visit": visit, "item": ev["item_idx"].to_numpy(), "behaviour": ev["behaviour"].to_numpy(),
+                              "timestamp": ev["timestamp"].to_numpy(np.float64)})
+        t0 = time.perf_counter()
+        flags = BotDetector().flags(frame)
+        seconds = time.perf_counter() - t0
+    except (FileNotFoundError, ValueError) as e:
+        _error(e)
+        raise typer.Exit(2) from None
+    _plain(f"{flags.checked['events']:,} events in {flags.checked['visits']:,} visits; scored in {seconds:.1f} s")
+    _plain(flags.summary())
+    if top and len(flags):
+        t = Table(title=f"the {min(top, len(flags))} largest flagged visits")
+        for col in ("visit", "kind", "events", "reason"):
+            t.add_column(col, justify="right" if col == "events" else "left")
+        for r in flags.frame.sort_values("value", ascending=False).head(top).itertuples():
+            t.add_row(str(r.key), r.kind, f"{int(r.value):,}", r.reason)
         console.print(t)
     if out is not None:
         if out.suffix.lower() == ".jsonl":

@@ -14,8 +14,8 @@ share of distinct items, and, where items have categories, the number of categor
 * **cart_stuffer**: at least ``stuffer_min_carts`` add-to-carts, no purchase, and carts ≥
   ``stuffer_share`` of its events (holding stock, or pushing items' "in N carts" counts).
 
-* **click_farm**: many short visits (``farm_min_items`` to ``farm_max_items`` distinct items, no
-  purchase), each looking like a person's, that hit the same few items: among such visits a pair of
+* **click_farm**: many short browsing visits (``farm_min_items`` to ``farm_max_items`` distinct items,
+  at least half of the events views, no purchase), each looking like a person's, that hit the same few items: among such visits a pair of
   items is *hot* when at least ``farm_min_pair`` visits hold both and they are at least
   ``farm_pair_share`` of the visits of the rarer of the two; a visit whose pairs are at least
   ``farm_hot_share`` hot is a farm's. (Visits are judged together here: one visit alone cannot tell.)
@@ -87,8 +87,9 @@ class BotDetector:
     def farm_visits(self, events: pd.DataFrame, feats: pd.DataFrame) -> np.ndarray:
         """The visits (index values of ``feats``) that click farms made (module docstring)."""
         c = self.config
+        # short browsing visits (a cancellation invoice, all remove-from-carts, is not one)
         short = feats.index[((feats["items"] >= c.farm_min_items) & (feats["items"] <= c.farm_max_items)
-                             & (feats["purchases"] == 0)).to_numpy()]
+                             & (feats["purchases"] == 0) & (feats["views"] >= 0.5 * feats["events"])).to_numpy()]
         vi = events.loc[events["visit"].isin(short), ["visit", "item"]].drop_duplicates()
         if vi.empty:
             return np.zeros(0, dtype=object)
