@@ -74,11 +74,15 @@ def test_a_crawler_posting_events_moves_no_counter_after_it_is_recognised(client
     stored = [e for batch in service.store.iter_events() for e in batch if e.session_id == "crawl-1"]
     assert len(stored) == 80
     # its answers are logged as answers to a bot (no policy learns from them)
+    import time
+
     body = client.post("/v1/recommendations/home", json={"session_id": "crawl-1", "k": 3}).json()
-    service.impressions.close()
-    service.impressions = None
-    imp = next(i for b in service.store.iter_impressions() for i in b if i.request_id == body["request_id"])
-    assert imp.context["bot"] == "crawler"
+    deadline = time.monotonic() + 10      # the impression log writes in the background (within 0.25 s)
+    imp = None
+    while imp is None and time.monotonic() < deadline:
+        imp = next((i for b in service.store.iter_impressions() for i in b if i.request_id == body["request_id"]), None)
+        time.sleep(0.05)
+    assert imp is not None and imp.context["bot"] == "crawler"
 
 
 def test_answers_to_a_recognised_bot_are_logged_but_not_learned_from(tmp_path):

@@ -268,7 +268,11 @@ class Service:
 
     def _on_impressions(self, rows: list[ImpressionRecord]) -> None:
         """Log the answers (shared once logged, by :meth:`_share_answers`)."""
-        self.impressions.add(rows)
+        writer = self.impressions
+        if writer is None:     # stopping: the log is closed (the answers were already sent)
+            log.warning("impression log closed; %d answers not logged", len(rows))
+            return
+        writer.add(rows)
 
     def _share_answers(self, rows: list[ImpressionRecord]) -> None:
         """With several workers, share the logged answers a learning policy learns from, so every
