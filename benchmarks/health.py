@@ -361,10 +361,7 @@ def health_lines() -> list[str]:
 
 
 def main() -> None:
-    import os
-    import platform
-
-    import psutil
+    from online import machine
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", default=",".join(PARTS))
@@ -377,9 +374,7 @@ def main() -> None:
                 ap.error(f"unknown part {part!r}; the parts are {', '.join(PARTS)}")
             with CoreShare() as share:
                 res = {"prices": prices, "peers": peers, "bots": bots, "push": push, "cost": cost}[part](args.data)
-            res.update(date=str(date.today()), other_cores=share.other_cores,
-                       machine={"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2 ** 30, 1),
-                                "python": platform.python_version()})
+            res.update(date=str(date.today()), other_cores=share.other_cores, machine=machine())
             print("\n".join({"prices": table_lines, "peers": peer_table_lines, "bots": bot_table_lines,
                               "push": push_table_lines, "cost": cost_table_lines}[part](res)))
             RESULTS.mkdir(parents=True, exist_ok=True)

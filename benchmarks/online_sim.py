@@ -58,15 +58,21 @@ def sim(impressions: int = 50_000, seeds: tuple[int, ...] = (2, 3), drift_at: in
                 run = s.run(pol, impressions, batch=200, label=label,
                             drift_at=drift_at if drift else None, drift_items=drift_items if drift else None)
                 r = run.reward
-                wins = [float(r[i:i + window].mean()) for i in range(0, impressions, window)]
-                out["runs"].append({"seed": seed, "drift": drift, "policy": label, "total": float(r.sum()),
-                                    "rate": float(r.mean()), "windows": wins, **run.curve(1000),
-                                    "arm_shares": (np.bincount(run.arm, minlength=len(run.arms)) / len(run.arm)).tolist(),
-                                    "arms": list(run.arms), "seconds": time.perf_counter() - t0})
+                out["runs"].append(run_record(run, seed, drift, label, window, time.perf_counter() - t0))
                 print(f"seed {seed} {'drift' if drift else 'still'} {label:14s} reward/impression "
                       f"{r.mean():.5f} ({time.perf_counter() - t0:.0f} s)", flush=True)
     out["summary"] = summarise(out)
     return out
+
+
+def run_record(run, seed: int, drift: bool, label: str, window: int, seconds: float) -> dict:
+    """One policy's run as the results file keeps it: totals, per-window rates, curve, arm shares."""
+    r = run.reward
+    wins = [float(r[i:i + window].mean()) for i in range(0, len(r), window)]
+    return {"seed": seed, "drift": drift, "policy": label, "total": float(r.sum()), "rate": float(r.mean()),
+            "windows": wins, **run.curve(1000),
+            "arm_shares": (np.bincount(run.arm, minlength=len(run.arms)) / len(run.arm)).tolist(),
+            "arms": list(run.arms), "seconds": seconds}
 
 
 def summarise(res: dict) -> list[dict]:

@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -27,7 +26,7 @@ from shoprec.demo_data import DEMO_PATH  # noqa: E402
 from shoprec.online.simulator import CART_ARMS, ShopSimulator, cart_world, policy_specs  # noqa: E402
 from shoprec.scenarios.stages import make_stage  # noqa: E402
 
-from online_sim import summarise  # noqa: E402  (the same summary as home)
+from online_sim import run_record, summarise  # noqa: E402  (the same records and summary as home)
 
 POLICIES = ["shipped", "fixed", "thompson", "linucb", "lin_ts"]
 
@@ -44,11 +43,7 @@ def simcart(impressions: int = 50_000, seeds: tuple[int, ...] = (2, 3)) -> dict:
             t0 = time.perf_counter()
             run = s.run(make_stage("mix_policy", spec), impressions, batch=200, label=label)
             r = run.reward
-            wins = [float(r[i:i + 5_000].mean()) for i in range(0, impressions, 5_000)]
-            out["runs"].append({"seed": seed, "drift": False, "policy": label, "total": float(r.sum()),
-                                "rate": float(r.mean()), "windows": wins, **run.curve(1000),
-                                "arm_shares": (np.bincount(run.arm, minlength=len(run.arms)) / len(run.arm)).tolist(),
-                                "arms": list(run.arms), "seconds": time.perf_counter() - t0})
+            out["runs"].append(run_record(run, seed, False, label, 5_000, time.perf_counter() - t0))
             print(f"seed {seed} cart {label:14s} reward/answer {r.mean():.5f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     out["summary"] = summarise(out)

@@ -15,6 +15,15 @@ health_app = typer.Typer(no_args_is_help=True, help="Marketplace health: abnorma
 app.add_typer(health_app, name="health")
 
 
+def _write_flags(flags, out: Path) -> None:
+    """Every flag to ``out``: JSON Lines by the suffix .jsonl, else CSV."""
+    if out.suffix.lower() == ".jsonl":
+        out.write_text("".join(json.dumps(r) + "\n" for r in flags.frame.to_dict("records")))
+    else:
+        flags.frame.to_csv(out, index=False)
+    _plain(f"wrote {len(flags):,} flags to {out}")
+
+
 @health_app.command("prices")
 def health_prices(
     data: Annotated[Optional[str], typer.Option("--data", help="FORMAT:PATH (default: the demo shop).")] = None,
@@ -59,11 +68,7 @@ def health_prices(
                       f"{r.expected:.2f}", r.reason)
         console.print(t)
     if out is not None:
-        if out.suffix.lower() == ".jsonl":
-            out.write_text("".join(json.dumps(r) + "\n" for r in flags.frame.to_dict("records")))
-        else:
-            flags.frame.to_csv(out, index=False)
-        _plain(f"wrote {len(flags):,} flags to {out}")
+        _write_flags(flags, out)
 
 
 @health_app.command("bots")
@@ -109,8 +114,4 @@ def health_bots(
             t.add_row(str(r.key), r.kind, f"{int(r.value):,}", r.reason)
         console.print(t)
     if out is not None:
-        if out.suffix.lower() == ".jsonl":
-            out.write_text("".join(json.dumps(r) + "\n" for r in flags.frame.to_dict("records")))
-        else:
-            flags.frame.to_csv(out, index=False)
-        _plain(f"wrote {len(flags):,} flags to {out}")
+        _write_flags(flags, out)

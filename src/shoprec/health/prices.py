@@ -152,11 +152,7 @@ class PriceSupervisor:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN windows: no history yet
-            hist = self._lags(lp, pos, 1, c.window + 1)
-            have = np.sum(~np.isnan(hist), 1)
-            base = np.nanmedian(hist, 1)
-            spread = np.maximum(np.nanmedian(np.abs(hist - base[:, None]), 1) * 1.4826, c.min_spread)
-            known = np.sum(np.abs(hist - lp[:, None]) <= c.level_tolerance, 1) >= c.known_level_count
+            have, base, spread, known = history_stats(self._lags(lp, pos, 1, c.window + 1), lp, c)
             qhist = self._lags(q, pos, 1, c.window + 1)
             qbase = np.nanmedian(qhist, 1)
             # creep: the recent level against the window before it
@@ -248,6 +244,18 @@ class PriceSupervisor:
                 out[i] = True
             last_code, last_at = codes[i], i     # a run that continues stays quiet
         return out
+
+
+def history_stats(hist: np.ndarray, lp: np.ndarray, c: PriceConfig
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``hist`` (log prices of the item's previous observations, NaN where none) and its
+    new log price ``lp``: (observations in the history, usual log price, spread, whether ``lp`` is at
+    a known level) (module docstring). Call under ``warnings`` suppression of all-NaN rows."""
+    have = np.sum(~np.isnan(hist), 1)
+    base = np.nanmedian(hist, 1)
+    spread = np.maximum(np.nanmedian(np.abs(hist - base[:, None]), 1) * 1.4826, c.min_spread)
+    known = np.sum(np.abs(hist - lp[:, None]) <= c.level_tolerance, 1) >= c.known_level_count
+    return have, base, spread, known
 
 
 def _reason(kind: str, value: float, expected: float) -> str:

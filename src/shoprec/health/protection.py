@@ -65,6 +65,7 @@ class ProtectionReRanker(FlaggedItemsReRanker):
         self.bind(env)
         c = self.config
         self.rate_, self.bought_, self.overall_ = return_rates(data.events, data.n_items, c.prior_units)
+        self._notes = None
         return self
 
     def flagged(self) -> np.ndarray:
@@ -79,13 +80,17 @@ class ProtectionReRanker(FlaggedItemsReRanker):
             self.bought_ = np.concatenate([self.bought_, np.zeros(grow, np.float32)])
 
     def item_notes(self) -> dict[int, str]:
-        idx = np.flatnonzero(self.flagged())
-        return {int(i): f"often returned ({self.rate_[i]:.0%} of units)" for i in idx}
+        # asked by every answered batch: computed once per fit or load
+        if getattr(self, "_notes", None) is None:
+            idx = np.flatnonzero(self.flagged())
+            self._notes = {int(i): f"often returned ({self.rate_[i]:.0%} of units)" for i in idx}
+        return self._notes
 
     def state(self) -> dict[str, np.ndarray]:
         return {"rate_": self.rate_, "bought_": self.bought_, "overall_": np.array([self.overall_], np.float64)}
 
     def set_state(self, state) -> None:
+        self._notes = None
         self.rate_, self.bought_ = np.asarray(state["rate_"]), np.asarray(state["bought_"])
         self.overall_ = float(np.asarray(state["overall_"])[0])
 

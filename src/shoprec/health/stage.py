@@ -27,7 +27,7 @@ from pydantic import Field
 
 from ..scenarios.stages import StageConfig
 from .flagged import FlaggedItemsReRanker, demote  # noqa: F401  (demote: re-exported)
-from .prices import PriceConfig, PriceSupervisor, price_series
+from .prices import PriceConfig, PriceSupervisor, _reason, history_stats, price_series
 
 __all__ = ["PriceFlagsConfig", "PriceFlagsReRanker", "demote", "item_price_flags"]
 
@@ -51,6 +51,7 @@ class PriceFlagsReRanker(FlaggedItemsReRanker):
 
     def fit(self, data, env) -> "PriceFlagsReRanker":
         self.bind(env)
+        self._notes = None
         sup = PriceSupervisor()
         n, W = data.n_items, sup.config.window
         self.kind_ = np.zeros(n, np.int8)
@@ -99,6 +100,7 @@ class PriceFlagsReRanker(FlaggedItemsReRanker):
         changed = np.asarray(changed, np.int64)
         if not len(changed):
             return
+        self._notes = None
         price = np.asarray(facts.price, np.float64)[changed]
         kind, expected = check_prices(self.recent_[changed], price, PriceSupervisor().config)
         has = np.isfinite(price) & (price > 0)
@@ -116,22 +118,24 @@ class PriceFlagsReRanker(FlaggedItemsReRanker):
         return self.kind_ > 0
 
     def item_notes(self) -> dict[int, str]:
+        # asked by every answered batch: kept until the flags change (fit, load, an upsert)
         if self.config.action != "note":
             return {}
-        cur = self.current()
-        return dict(zip(cur["item_idx"].tolist(), cur["reason"].tolist()))
+        if getattr(self, "_notes", None) is None:
+            cur = self.current()
+            self._notes = dict(zip(cur["item_idx"].tolist(), cur["reason"].tolist()))
+        return self._notes
 
     def state(self) -> dict[str, np.ndarray]:
         return {"kind_": self.kind_, "value_": self.value_, "expected_": self.expected_, "recent_": self.recent_}
 
     def set_state(self, state) -> None:
+        self._notes = None
         for k in ("kind_", "value_", "expected_", "recent_"):
             setattr(self, k, np.asarray(state[k]))
 
     def current(self) -> pd.DataFrame:
         """The flagged items now: item index, kind, price, usual price, reason."""
-        from .prices import _reason
-
         idx = np.flatnonzero(self.flagged())
         kinds = [KIND_NAMES[int(k)] for k in self.kind_[idx]]
         value, expected = self.value_[idx].astype(float), self.expected_[idx].astype(float)
@@ -148,12 +152,8 @@ def check_prices(recent: np.ndarray, price: np.ndarray, c: PriceConfig) -> tuple
     kind = np.zeros(n, np.int8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        hist = np.log(recent.astype(np.float64))
         lp = np.log(np.where(price > 0, price, np.nan))
-        have = np.sum(~np.isnan(hist), 1)
-        base = np.nanmedian(hist, 1)
-        spread = np.maximum(np.nanmedian(np.abs(hist - base[:, None]), 1) * 1.4826, c.min_spread)
-        known = np.sum(np.abs(hist - lp[:, None]) <= c.level_tolerance, 1) >= c.known_level_count
+        have, base, spread, known = history_stats(np.log(recent.astype(np.float64)), lp, c)
     ok = (have >= c.min_history) & np.isfinite(lp) & ~known
     d = lp - base
     z = d / spread
@@ -162,13 +162,15 @@ def check_prices(recent: np.ndarray, price: np.ndarray, c: PriceConfig) -> tuple
     return kind, np.exp(base)
 
 
-def item_price_flags(rec: Any) -> tuple[str, pd.DataFrame] | None:
+def item_price_flags(rec: Any, only: Any = None) -> tuple[str, pd.DataFrame] | None:
     """(scenario, its current price flags with item ids) of the first scenario of ``rec`` that has a
-    ``price_flags`` re-ranker, or None."""
+    ``price_flags`` re-ranker (``only``: of these item ids), or None."""
     for name, pipe in rec.pipelines.items():
         for stage in pipe.rerankers_:
             if isinstance(stage, PriceFlagsReRanker):
                 cur = stage.current()
+                if only is not None:
+                    cur = cur[cur["item_idx"].isin(rec.data_.items.to_index(list(only), missing=-1))]
                 cur.insert(0, "item_id", [str(x) for x in rec.data_.items.to_external(cur["item_idx"].to_numpy())]
                            if len(cur) else [])
                 return name, cur.drop(columns="item_idx")

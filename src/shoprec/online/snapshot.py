@@ -28,7 +28,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .learner import PolicyLearner, _Answer
-from .rewards import SLACK_SECONDS, _rows
+from .rewards import SLACK_SECONDS
 
 __all__ = ["KIND", "compact", "dump", "load", "restore_all"]
 
@@ -87,27 +87,39 @@ def _snapshots(store: Any) -> dict[str, dict[str, Any]]:
 
 
 def _replay(learners: list[PolicyLearner], since: list[dict[str, int]], store: Any,
-            until: dict[str, int] | None = None) -> dict[str, int]:
-    """Feed each learner the store's impressions, then events, after its own ``since`` (and up to
-    ``until`` when given); returns the last sequence numbers read."""
+            cut: float | None = None) -> dict[str, int]:
+    """Feed each learner the store's impressions, then events, after its own ``since``; with ``cut``,
+    only the prefix of rows stored before it (impressions by ``created_at``, events by
+    ``received_at``). Returns the last sequence number read per kind and how many rows were read."""
     last = {"impressions": 0, "events": 0, "impressions_read": 0, "events_read": 0}
-    for kind, feed in (("impressions", PolicyLearner.answers), ("events", PolicyLearner.events)):
+    for kind, feed, stamp in (("impressions", PolicyLearner.answers, "created_at"),
+                              ("events", PolicyLearner.events, "received_at")):
         start = min((s[kind] for s in since), default=0)
-        stop = None if until is None else until[kind]
         it = store.iter_impressions(start) if kind == "impressions" else store.iter_events(start)
         for batch in it:
-            if stop is not None:
-                batch = [r for r in batch if r.seq <= stop]
-                if not batch:
-                    break
-            last[f"{kind}_read"] += len(batch)
-            for learner, s in zip(learners, since):
-                rows = [r for r in batch if r.seq > s[kind]] if s[kind] > start else batch
-                if rows:
-                    feed(learner, rows)
-            last[kind] = max(last[kind], batch[-1].seq)
+            if cut is not None:
+                young = next((i for i, r in enumerate(batch) if float(getattr(r, stamp)) >= cut), None)
+                if young is not None:
+                    batch = batch[:young]
+            if batch:
+                last[f"{kind}_read"] += len(batch)
+                for learner, s in zip(learners, since):
+                    rows = [r for r in batch if r.seq > s[kind]] if s[kind] > start else batch
+                    if rows:
+                        feed(learner, rows)
+                last[kind] = max(last[kind], batch[-1].seq)
+            if cut is not None and young is not None:
+                break
         last[kind] = max(last[kind], max((s[kind] for s in since), default=0))
     return last
+
+
+def _start(learner: PolicyLearner, docs: dict[str, dict[str, Any]]) -> dict[str, int] | None:
+    """``learner`` from its snapshot in ``docs`` when one fits (the rows it includes), else reset (None)."""
+    got = load(learner, docs[learner.scenario]) if learner.scenario in docs else None
+    if got is None:
+        learner._reset()
+    return got
 
 
 def restore_all(learners: Iterable[PolicyLearner], store: Any, now: float | None = None) -> dict[str, int]:
@@ -116,33 +128,15 @@ def restore_all(learners: Iterable[PolicyLearner], store: Any, now: float | None
     learners started from a snapshot."""
     learners = list(learners)
     docs = _snapshots(store) if learners else {}
-    since, loaded = [], 0
-    for learner in learners:
-        got = load(learner, docs[learner.scenario]) if learner.scenario in docs else None
-        loaded += got is not None
-        if got is None:
-            learner._reset()
-            got = {"impressions": 0, "events": 0}
-        since.append(got)
+    got = [_start(learner, docs) for learner in learners]
+    since = [g or {"impressions": 0, "events": 0} for g in got]
     last = _replay(learners, since, store) if learners else {"impressions_read": 0, "events_read": 0}
-    out = {"impressions": last["impressions_read"], "events": last["events_read"], "from_snapshot": loaded}
+    out = {"impressions": last["impressions_read"], "events": last["events_read"],
+           "from_snapshot": sum(g is not None for g in got)}
     for learner, s in zip(learners, since):
         learner._finish_rebuild({**out, "snapshot_impressions": s["impressions"],
                                  "snapshot_events": s["events"]}, now)
     return out
-
-
-def _settled(store: Any, kind: str, after: int, cut: float) -> int:
-    """The last sequence number of the prefix of rows after ``after`` stored before ``cut``."""
-    stamp = "created_at" if kind == "impressions" else "received_at"
-    last = after
-    it = store.iter_impressions(after) if kind == "impressions" else store.iter_events(after)
-    for batch in it:
-        for r in _rows(batch):
-            if float(r[stamp]) >= cut:
-                return last
-            last = int(r["seq"])
-    return last
 
 
 def compact(learners: Iterable[PolicyLearner], store: Any, lag_seconds: float = 60.0,
@@ -161,19 +155,13 @@ def compact(learners: Iterable[PolicyLearner], store: Any, lag_seconds: float = 
         if learner.policy.env is not None:
             policy.bind(learner.policy.env)
         c = PolicyLearner(learner.scenario, policy, learner.reward, learner.max_pending)
-        got = load(c, docs[c.scenario]) if c.scenario in docs else None
-        if got is None:
-            c._reset()
-            got = {"impressions": 0, "events": 0}
         copies.append(c)
-        since.append(got)
-    cut = now - lag_seconds
-    until = {k: _settled(store, k, min(s[k] for s in since), cut) for k in ("impressions", "events")}
-    _replay(copies, since, store, until)
+        since.append(_start(c, docs) or {"impressions": 0, "events": 0})
+    until = _replay(copies, since, store, cut=now - lag_seconds)
     out = {}
     window_cut = now - SLACK_SECONDS
     for c, s in zip(copies, since):
-        through = {k: max(until[k], s[k]) for k in until}
+        through = {k: max(until[k], s[k]) for k in ("impressions", "events")}
         # answers whose window closed hold final rewards: forgotten, as the live learner does
         old = [rid for rid, a in c._pending.items() if a.created_at < window_cut - c.reward.window_seconds]
         for rid in old:

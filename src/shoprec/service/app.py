@@ -811,11 +811,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         if any("price" in r.attributes for r in records):
             from ..health.stage import item_price_flags
 
-            got = await eng.run("call", lambda e: item_price_flags(e.rec))
+            priced = [r.item_id for r in records if "price" in r.attributes]
+            got = await eng.run("call", lambda e: item_price_flags(e.rec, only=priced))
             if got is not None:
-                priced = {r.item_id for r in records if "price" in r.attributes}
-                cur = got[1]
-                flags = _price_flags(cur[cur["item_id"].isin(priced)])
+                flags = _price_flags(got[1])
         return ItemsAccepted(**res, price_flags=flags)
 
     @app.get("/v1/health/bots", dependencies=[Depends(need("admin"))], tags=["health"], responses=limited)
