@@ -77,7 +77,8 @@ def test_the_bots_filter_keeps_a_crawler_out_of_co_visitation():
     assert clean[1] == 0 and attacked[1] > 0          # the crawler made i9 a neighbour of i0 …
     assert defended[1] == 0 and defended[0] == clean[0]   # … the filter undoes it exactly
     report = defended[2][0]
-    assert report.stage == "bots" and report.dropped == {"events of crawler visits": 640, "events of cart-stuffer visits": 0, "events of click-farm visits": 0}
+    assert report.stage == "bots" and report.dropped == {"events of crawler visits": 640, "events of cart-stuffer visits": 0, "events of click-farm visits": 0,
+                                                 "events of brushing visits": 0}
 
 
 def test_click_farm_visits_are_found_together_and_people_are_not():
@@ -91,3 +92,50 @@ def test_click_farm_visits_are_found_together_and_people_are_not():
     flagged = set(kinds[kinds != ""].index)
     assert flagged == {f"f{k}" for k in range(30)}
     assert "same 4 items" in BotDetector().flags(log).frame.set_index("key").loc["f0", "reason"]
+
+
+def test_brushing_orders_from_one_off_accounts_are_found_and_returning_buyers_are_not():
+    rng = np.random.default_rng(7)
+    targets = np.arange(1000, 1006)
+    # 40 customers who come back: three orders each of the shop's usual items
+    regular = [_visit(f"r{k}-{j}", rng.choice(50, 6, replace=False), [P] * 6, rng.exponential(30, 5),
+                      t0=1_600_000_000.0 + j * 86_400).assign(account=f"r{k}")
+               for k in range(40) for j in range(3)]
+    # 40 one-off accounts, each buying 4 of the 6 targets (about 27 orders each) and one usual item
+    ring = [_visit(f"b{k}", np.r_[rng.choice(targets, 4, replace=False), rng.integers(50)], [P] * 5,
+                   rng.exponential(20, 4)).assign(account=f"b{k}") for k in range(40)]
+    # 20 genuine newcomers buying the usual items once: not brushing
+    newcomers = [_visit(f"n{k}", rng.choice(50, 5, replace=False), [P] * 5, rng.exponential(30, 4)).assign(account=f"n{k}")
+                 for k in range(20)]
+    log = pd.concat(regular + ring + newcomers, ignore_index=True)
+    det = BotDetector()
+    kinds = det.kinds(session_features(log), log)
+    assert set(kinds[kinds != ""].index) == {f"b{k}" for k in range(40)}
+    assert set(kinds[kinds != ""]) == {"brushing"}
+    assert "one-off account" in det.flags(log).frame.set_index("key").loc["b0", "reason"]
+    # the same orders from accounts that come back are customers, not a ring
+    back = pd.concat([log, log[log["visit"].str.startswith("b")].assign(
+        visit=lambda f: f["visit"] + "-again", timestamp=lambda f: f["timestamp"] + 86_400)], ignore_index=True)
+    assert (det.kinds(session_features(back), back) == "").all()
+    # without accounts the rule cannot judge, and says nothing
+    bare = log.drop(columns="account")
+    assert (det.kinds(session_features(bare), bare) == "").all()
+
+
+def test_the_bots_filter_drops_brushing_orders_of_one_off_users():
+    rng = np.random.default_rng(8)
+    rows = []
+    for k in range(40):                 # returning customers: two sessions each
+        for j in range(2):
+            for it in rng.choice(30, 5, replace=False):
+                rows.append((f"u{k}", f"s{k}-{j}", f"i{it}", P, 1_600_000_000 + j * 86_400))
+    for k in range(25):                 # the ring: one session per account, the targets
+        for it in [f"t{x}" for x in rng.choice(5, 4, replace=False)]:
+            rows.append((f"ring{k}", f"ring{k}", it, P, 1_600_100_000 + k))
+    df = pd.DataFrame(rows, columns=["user_id", "session_id", "item_id", "behaviour", "timestamp"])
+    data = ShopData.from_frame(df)
+    cfg = scenario_from_dict({"scenario": {"name": "t"}, "strategies": [{"name": "popularity"}],
+                              "training_filters": [{"name": "bots"}]})
+    rec = Recommender([cfg]).fit(data)
+    report = rec.pipelines["t"].filter_reports_[0]
+    assert report.dropped["events of brushing visits"] == 100

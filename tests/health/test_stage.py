@@ -45,6 +45,29 @@ def test_an_upserted_price_is_checked_at_once_and_a_normal_one_clears_the_flag()
     assert flags.empty and _ids(rec)[0] == "i0"
 
 
+def test_a_live_event_price_is_checked_and_each_new_day_joins_the_history():
+    from shoprec.strategies.base import LiveEvents, Ragged
+
+    rec = _rec("demote")
+    st = next(s for s in rec.pipelines["home"].rerankers_ if isinstance(s, PriceFlagsReRanker))
+    i3 = int(rec.data_.items.to_index(["i3"])[0])
+    day = float(st.last_t_[i3]) + 86_400.0
+
+    def events(prices, t):
+        n = len(prices)
+        return LiveEvents(np.full(n, -1, np.int32), np.full(n, i3, np.int32), np.full(n, 4, np.int8),
+                          np.full(n, t), Ragged(np.zeros(n + 1, np.int64), np.zeros(0, np.int32)),
+                          np.asarray(prices, np.float64))
+
+    rec.observe(events([4.0, 40.0], day))            # the newest of the batch counts: ×10
+    assert set(item_price_flags(rec)[1]["item_id"]) == {"i0", "i3"}
+    assert st.recent_[i3, -1] == 40.0 and st.last_t_[i3] == day
+    rec.observe(events([4.0], day + 3600))            # the same day: checked, not added again
+    assert set(item_price_flags(rec)[1]["item_id"]) == {"i0"} and st.recent_[i3, -1] == 40.0
+    rec.observe(events([float("nan"), -1.0], day + 7200))    # no usable price: nothing changes
+    assert set(item_price_flags(rec)[1]["item_id"]) == {"i0"}
+
+
 def test_the_stage_survives_a_save_and_load(tmp_path):
     rec = _rec("demote")
     rec.save(tmp_path / "model")

@@ -49,6 +49,25 @@ def test_price_flags_over_the_api(price_models, tmp_path):
         assert {f["item_id"] for f in c.get("/v1/health/prices", headers=admin).json()["flags"]} == {"i0", "i3"}
 
 
+def test_a_price_named_by_a_live_event_is_checked_at_once(price_models, tmp_path):
+    from shoprec.service.settings import ServiceSettings
+
+    s = ServiceSettings(model=price_models, store=f"sqlite:///{tmp_path / 'events.db'}", api_key=API_KEY,
+                        public_key=PUBLIC_KEY, watch_seconds=0)
+    admin, pub = {"X-API-Key": API_KEY}, {"X-API-Key": PUBLIC_KEY}
+    with TestClient(create_app(s)) as c:
+        r = c.post("/v1/events", headers=pub, json={"events": [
+            {"item_id": "i4", "behaviour": "purchase", "user_id": "u1", "price": 50.0},     # usual 5.00: ×10
+            {"item_id": "i2", "behaviour": "purchase", "user_id": "u1", "price": 3.0}]})    # its usual price
+        assert r.status_code == 200, r.text
+        flags = c.get("/v1/health/prices", headers=admin).json()["flags"]
+        assert {f["item_id"]: f["kind"] for f in flags} == {"i0": "spike", "i4": "spike"}
+        r = c.post("/v1/events", headers=pub, json={"events": [{"item_id": "i4", "behaviour": "purchase", "user_id": "u2",
+                                                                  "price": 5.0}]})
+        assert r.status_code == 200, r.text
+        assert [f["item_id"] for f in c.get("/v1/health/prices", headers=admin).json()["flags"]] == ["i0"]
+
+
 def test_a_crawler_posting_events_moves_no_counter_after_it_is_recognised(client):
     service = client.app.state.service
     rec = service.engine.rec

@@ -19,6 +19,13 @@ share of distinct items, and, where items have categories, the number of categor
   items is *hot* when at least ``farm_min_pair`` visits hold both and they are at least
   ``farm_pair_share`` of the visits of the rarer of the two; a visit whose pairs are at least
   ``farm_hot_share`` hot is a farm's. (Visits are judged together here: one visit alone cannot tell.)
+* **brushing**: fake orders, where the events name the account (an ``account`` column): an order
+  (a visit with a purchase) of an account seen in no other visit is a *newcomer's*. An item is
+  *brushed* when at least ``brush_min_orders`` newcomers' orders hold it and they are at least
+  ``brush_item_share`` of all the orders that hold it and at least ``brush_lift`` × the shop's share
+  of newcomers' orders (real buyers of an item come back; a brushing ring's accounts are used once);
+  a newcomer's order is a brushing order when at least ``brush_visit_share`` of its distinct items,
+  and at least two, are brushed.
 
 The ``bots`` training filter drops every event of a flagged visit before any strategy learns, and
 its report says how many visits and events of each kind were dropped; the events stay in the store.
@@ -76,6 +83,10 @@ class BotConfig(StageConfig):
     farm_min_pair: int = Field(default=2, ge=2)
     farm_pair_share: float = Field(default=0.1, ge=0, le=1)
     farm_hot_share: float = Field(default=0.6, ge=0, le=1)
+    brush_min_orders: int = Field(default=20, ge=2)
+    brush_item_share: float = Field(default=0.5, ge=0, le=1)
+    brush_lift: float = Field(default=2.0, ge=1)
+    brush_visit_share: float = Field(default=0.5, ge=0, le=1)
 
 
 class BotDetector:
@@ -115,6 +126,34 @@ class BotDetector:
         farm = (pairs_per_visit > 0) & (hot_per_visit >= c.farm_hot_share * np.maximum(pairs_per_visit, 1))
         return np.asarray(vuniq)[farm]
 
+    def brushing_visits(self, events: pd.DataFrame, feats: pd.DataFrame) -> np.ndarray:
+        """The visits (index values of ``feats``) that are brushing orders (module docstring); none
+        when ``events`` has no ``account`` column."""
+        c = self.config
+        if "account" not in events.columns:
+            return np.zeros(0, dtype=object)
+        orders = feats.index[(feats["purchases"] > 0).to_numpy()]
+        va = events[["visit", "account"]].drop_duplicates("visit")
+        visits_of = va.groupby("account")["visit"].size()
+        newcomer = va.set_index("visit")["account"].map(visits_of) == 1
+        bought = events.loc[(events["behaviour"].to_numpy() == int(Behaviour.PURCHASE))
+                            & events["visit"].isin(orders).to_numpy(), ["visit", "item"]].drop_duplicates()
+        if bought.empty:
+            return np.zeros(0, dtype=object)
+        new = newcomer.reindex(bought["visit"]).to_numpy(bool)
+        icode, iuniq = pd.factorize(bought["item"])
+        n_all = np.bincount(icode, minlength=len(iuniq))
+        n_new = np.bincount(icode, weights=new.astype(float), minlength=len(iuniq))
+        base = float(newcomer.reindex(orders).mean())     # the shop's share of newcomers' orders
+        brushed = ((n_new >= c.brush_min_orders) & (n_new >= c.brush_item_share * n_all)
+                   & (n_new >= c.brush_lift * base * n_all))
+        vcode, vuniq = pd.factorize(bought["visit"])
+        hits = np.bincount(vcode, weights=brushed[icode].astype(float), minlength=len(vuniq))
+        size = np.bincount(vcode, minlength=len(vuniq))
+        vnew = np.zeros(len(vuniq), bool)
+        vnew[vcode[new]] = True
+        return np.asarray(vuniq)[vnew & (hits >= 2) & (hits >= c.brush_visit_share * size)]
+
     def kinds(self, feats: pd.DataFrame, events: pd.DataFrame | None = None) -> pd.Series:
         """Per visit (the index of ``feats``): its kind, or "" when it looks like a person; with the
         ``events`` the features came from, click farms too."""
@@ -128,6 +167,7 @@ class BotDetector:
         out = pd.Series("", index=feats.index, dtype=object)
         if events is not None:
             out[out.index.isin(self.farm_visits(events, feats))] = "click_farm"
+            out[out.index.isin(self.brushing_visits(events, feats))] = "brushing"
         out[stuffer.to_numpy()] = "cart_stuffer"
         out[crawler.to_numpy()] = "crawler"
         return out
@@ -142,6 +182,8 @@ class BotDetector:
                    f"{'regular' if r.gap_cv == r.gap_cv and r.gap_cv <= self.config.crawler_cv else 'irregular'}"
                    f", nothing carted or bought") if kk == "crawler" else
                   f"{int(r.carts)} add-to-carts and no purchase" if kk == "cart_stuffer" else
+                  f"a one-off account's order of {int(r.items)} items bought mostly by one-off accounts"
+                  if kk == "brushing" else
                   f"one of many short visits to the same {int(r.items)} items" for kk, r in zip(k, f.itertuples())]
         frame = pd.DataFrame({"subject": "session", "key": f.index.astype(str), "detector": "bot", "kind": k.to_numpy(),
                               "at": events.groupby("visit")["timestamp"].max().reindex(f.index).to_numpy(np.float64),
@@ -152,8 +194,8 @@ class BotDetector:
 
 
 class BotFilter(TrainingFilter):
-    """``[[training_filters]] name = "bots"``: every event of a crawler or cart-stuffer visit left out
-    of training (see the module docstring)."""
+    """``[[training_filters]] name = "bots"``: every event of a crawler, cart-stuffer, click-farm or
+    brushing visit left out of training (see the module docstring; the account is the user)."""
 
     name = "bots"
     Config = BotConfig
@@ -166,7 +208,8 @@ class BotFilter(TrainingFilter):
         user = ev["user_idx"].to_numpy().astype(np.int64)
         visit = np.where(sess >= 0, sess, int(sess.max(initial=-1)) + 1 + user)
         frame = pd.DataFrame({"visit": visit, "item": ev["item_idx"].to_numpy(), "behaviour": ev["behaviour"].to_numpy(),
-                              "timestamp": ev["timestamp"].to_numpy(np.float64)})
+                              "timestamp": ev["timestamp"].to_numpy(np.float64), "account": user})
         kind = BotDetector(self.config).kinds(session_features(frame), frame)
         per_event = kind.reindex(visit).to_numpy()
-        return {f"events of {k.replace('_', '-')} visits": per_event == k for k in ("crawler", "cart_stuffer", "click_farm")}
+        return {f"events of {k.replace('_', '-')} visits": per_event == k for k in ("crawler", "cart_stuffer", "click_farm",
+                                                                           "brushing")}

@@ -10,7 +10,10 @@ keeps the items whose **current** price is abnormal: the item's last observed pr
 drop or subsidy flag, or a creep was flagged within ``creep_days`` of its last observation. It also
 keeps, per item, the recent prices the live check compares with, so a catalogue upsert (``PUT
 /v1/items``) with an abnormal price flags the item at once (a spike or a drop: a single new price has no
-volume for a subsidy and no path for a creep), and a price back at a known level clears it.
+volume for a subsidy and no path for a creep), and a price back at a known level clears it. Live
+events that name a price (``POST /v1/events`` with ``price``, those the bot guard admits) are checked
+the same way, the newest per item of each batch, and the first price of each new day joins the
+item's recent prices.
 
 ``demote`` moves flagged items after every unflagged one of the fused pool (their order kept);
 ``hold`` removes them before candidates are taken (a rule, like out of stock); ``note`` shows them as
@@ -58,6 +61,7 @@ class PriceFlagsReRanker(FlaggedItemsReRanker):
         self.value_ = np.full(n, np.nan, np.float32)
         self.expected_ = np.full(n, np.nan, np.float32)
         self.recent_ = np.full((n, W), np.nan, np.float32)      # the last W daily prices, newest last
+        self.last_t_ = np.full(n, np.nan, np.float64)           # the day of the newest of them
         ev = data.events
         if "price" not in ev.columns or not len(ev):
             return self
@@ -84,6 +88,7 @@ class PriceFlagsReRanker(FlaggedItemsReRanker):
         rank = series.groupby("item").cumcount(ascending=False).to_numpy()   # 0 = the newest
         keep = rank < W
         self.recent_[items[keep], W - 1 - rank[keep]] = series["price"].to_numpy(np.float32)[keep]
+        self.last_t_[last.index.to_numpy(np.int64)] = last.to_numpy(np.float64)
         return self
 
     # ------------------------------------------------------------------ live
@@ -97,11 +102,34 @@ class PriceFlagsReRanker(FlaggedItemsReRanker):
             self.value_ = np.concatenate([self.value_, np.full(grow, np.nan, np.float32)])
             self.expected_ = np.concatenate([self.expected_, np.full(grow, np.nan, np.float32)])
             self.recent_ = np.vstack([self.recent_, np.full((grow, self.recent_.shape[1]), np.nan, np.float32)])
+            self.last_t_ = np.concatenate([self.last_t_, np.full(grow, np.nan)])
         changed = np.asarray(changed, np.int64)
-        if not len(changed):
+        if len(changed):
+            self._check(changed, np.asarray(facts.price, np.float64)[changed])
+
+    def observe(self, events) -> None:
+        """Live events that name a price: the newest per item checked, each new day's first price kept."""
+        if events.price is None or not len(events):
             return
+        p = np.asarray(events.price, np.float64)
+        item = np.asarray(events.item_idx, np.int64)
+        ok = np.isfinite(p) & (p > 0) & (item >= 0) & (item < len(self.kind_))
+        if not ok.any():
+            return
+        item, p, t = item[ok], p[ok], np.asarray(events.timestamp, np.float64)[ok]
+        uniq, first_rev = np.unique(item[::-1], return_index=True)     # the newest event per item
+        newest = len(item) - 1 - first_rev
+        self._check(uniq, p[newest])
+        day = np.floor(t[newest] / 86_400.0) * 86_400.0
+        new_day = ~(day <= self.last_t_[uniq])                          # NaN (no history): new
+        rows = uniq[new_day]
+        if len(rows):
+            self.recent_[rows] = np.column_stack([self.recent_[rows, 1:], p[newest][new_day].astype(np.float32)])
+            self.last_t_[rows] = day[new_day]
+
+    def _check(self, changed: np.ndarray, price: np.ndarray) -> None:
+        """The live check of ``price`` (one per item of ``changed``) against the items' recent prices."""
         self._notes = None
-        price = np.asarray(facts.price, np.float64)[changed]
         kind, expected = check_prices(self.recent_[changed], price, PriceSupervisor().config)
         has = np.isfinite(price) & (price > 0)
         live = self.kind_[changed].copy()
@@ -127,12 +155,15 @@ class PriceFlagsReRanker(FlaggedItemsReRanker):
         return self._notes
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"kind_": self.kind_, "value_": self.value_, "expected_": self.expected_, "recent_": self.recent_}
+        return {"kind_": self.kind_, "value_": self.value_, "expected_": self.expected_, "recent_": self.recent_,
+                "last_t_": self.last_t_}
 
     def set_state(self, state) -> None:
         self._notes = None
         for k in ("kind_", "value_", "expected_", "recent_"):
             setattr(self, k, np.asarray(state[k]))
+        # a model saved before the live event check kept no days: every event's day is then new
+        self.last_t_ = np.asarray(state["last_t_"]) if "last_t_" in state else np.full(len(self.kind_), np.nan)
 
     def current(self) -> pd.DataFrame:
         """The flagged items now: item index, kind, price, usual price, reason."""

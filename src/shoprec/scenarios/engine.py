@@ -97,11 +97,15 @@ class Recommender:
         return list(self.cache_.models.values())
 
     def observe(self, events: LiveEvents) -> int:
-        """Learn from live events (internal indices) in every strategy that learns online; returns
-        how many strategies changed."""
+        """Learn from live events (internal indices) in every strategy that learns online, and show
+        them to the scenarios' stages (a price check reads the prices they name); returns how many
+        strategies changed."""
         if not len(events):
             return 0
-        return sum(bool(m.observe(events)) for m in self.models())
+        changed = sum(bool(m.observe(events)) for m in self.models())
+        for pipe in self.pipelines.values():
+            pipe.observe(events)
+        return changed
 
     def upsert_items(self, table: pd.DataFrame) -> dict[str, int]:
         """Add or update catalogue items: ``table`` has ``item_id`` and any of the item columns

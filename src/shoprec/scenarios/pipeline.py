@@ -301,6 +301,12 @@ class ScenarioPipeline:
                 stage.set_state(states[key])
         return pipe
 
+    def observe(self, events) -> None:
+        """Live events (:class:`~shoprec.strategies.LiveEvents`) shown to every stage."""
+        for stage in self.stages.values():
+            if hasattr(stage, "observe"):
+                stage.observe(events)
+
     def refresh_items(self, changed: np.ndarray) -> None:
         """After the catalogue grew or items changed (``facts_`` and the strategies already
         refreshed): every stage updates what it keeps per item."""

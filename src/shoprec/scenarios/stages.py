@@ -119,6 +119,10 @@ class Stage(ABC):
     def refresh_items(self, changed: np.ndarray) -> None:
         """The catalogue grew or items changed (``env.facts`` already updated)."""
 
+    def observe(self, events) -> None:
+        """Live events arrived (:class:`~shoprec.strategies.LiveEvents`, those the bot guard admitted);
+        the default ignores them."""
+
     def needs_text(self) -> bool:
         """Whether the stage reads the text index (item TF-IDF vectors, search); built only then."""
         return False

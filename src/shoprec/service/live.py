@@ -557,7 +557,8 @@ class Engine:
             indptr = np.zeros(len(sel) + 1, np.int64)
             np.cumsum(counts, out=indptr[1:])
             ctx = Ragged(indptr, codes[keep].astype(np.int32))
-            rec.observe(LiveEvents(users.astype(np.int32), item_idx[sel].astype(np.int32), beh, ts, ctx))
+            price = np.array([np.nan if fresh[i].price is None else fresh[i].price for i in sel], np.float64)
+            rec.observe(LiveEvents(users.astype(np.int32), item_idx[sel].astype(np.int32), beh, ts, ctx, price))
         return {"applied": len(fresh), "unknown_items": n_unknown}
 
     def _apply_items(self, rec: Recommender, records: Sequence[ItemRecord], count: bool = True) -> dict:

@@ -138,6 +138,7 @@ class LiveEvents:
     timestamp : float64 (n,) unix seconds
     context : Ragged        per event, the visitor's recent items before it (oldest first): the
                             session the event co-occurs with
+    price : float64 (n,) or None  the price the event names (NaN where none), for the price checks
     """
 
     user_idx: np.ndarray
@@ -145,6 +146,7 @@ class LiveEvents:
     behaviour: np.ndarray
     timestamp: np.ndarray
     context: Ragged
+    price: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.item_idx)
