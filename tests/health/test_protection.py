@@ -59,3 +59,66 @@ def test_price_flags_can_show_the_flag_as_a_note():
     top = got[0]
     assert top["item_id"] == "i0"                       # shown as ranked …
     assert any(r["strategy"] == "price_flags" and "3.0× its usual" in r["text"] for r in top["reasons"])
+
+
+def _market():
+    """A marketplace of 14 items in one category, all priced about 10, sold by four sellers:
+    A (m0–m4) delivers on time and is rated 5, B (m5–m8) delivers every order 5 days late,
+    C (m9–m12) is rated 1 on most orders, and D, new (its first sale in the last week), sells m13 at
+    1.00 — far below the category. Each order is a session; ``meta["orders"]`` holds the outcomes."""
+    day = 86_400
+    t0 = 1_600_000_000
+    sellers = {**{f"m{i}": "A" for i in range(5)}, **{f"m{i}": "B" for i in range(5, 9)},
+               **{f"m{i}": "C" for i in range(9, 13)}, "m13": "D"}
+    rows, orders = [], []
+    for i in range(14):
+        item = f"m{i}"
+        for u in range(20 - i // 2):
+            order = f"o{i}-{u}"
+            t = t0 + (100 - (5 if item == "m13" else 60)) * day + u * 3600
+            rating = 1.0 if sellers[item] == "C" and u % 5 else 5.0
+            rows.append((f"u{u}", item, P, t, order, 1.0, 1.0 if item == "m13" else 10.0 + (i % 3), rating))
+            late = 5.0 if sellers[item] == "B" else -3.0
+            orders.append((order, "delivered", t + 7 * day, t + 7 * day - late * day, late))
+    rows.append(("u0", "m0", P, t0 + 100 * day, "o-last", 1.0, 10.0, float("nan")))   # the data's end
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "behaviour", "timestamp", "session_id", "quantity",
+                                        "price", "rating"])
+    table = pd.DataFrame({"seller": list(sellers.values()), "category": "x"}, index=pd.Index(list(sellers), name="item_id"))
+    data = ShopData.from_frame(frame, item_table=table)
+    meta = pd.DataFrame(orders, columns=["session_id", "status", "delivered", "estimated", "days_late"])
+    from dataclasses import replace
+
+    return replace(data, meta={"orders": meta})
+
+
+def test_late_sellers_poor_reviews_and_counterfeit_risk_are_flagged_with_their_notes():
+    from shoprec.health.protection import ProtectionReRanker
+
+    rec = Recommender([scenario_from_dict({"scenario": {"name": "home", "k": 14}, "strategies": [{"name": "popularity"}],
+                                           "rules": {"exclude_history": "none"},
+                                           "rerankers": [{"name": "consumer_protection"}]}, "t")]).fit(_market())
+    st = next(s for s in rec.pipelines["home"].rerankers_ if isinstance(s, ProtectionReRanker))
+    cur = st.current()
+    ids = [str(x) for x in rec.data_.items.to_external(cur["item_idx"].to_numpy())]
+    kinds = dict(zip(ids, cur["kinds"]))
+    assert kinds == {**{f"m{i}": "often_late" for i in range(5, 9)}, **{f"m{i}": "poorly_reviewed" for i in range(9, 13)},
+                     "m13": "counterfeit_risk"}
+    notes = dict(zip(ids, cur["reason"]))
+    assert notes["m5"].startswith("often arrives late (") and "rated 1–2 stars" in notes["m9"]
+    assert notes["m13"].startswith("counterfeit risk: priced 91% below its category, from a new seller")
+    got = [it["item_id"] for it in rec.recommend_raw("home", [{}])[0]["items"]]
+    assert got[:5] == [f"m{i}" for i in range(5)]           # seller A's items first, the flagged after
+    # the rates are the ranker's features too
+    facts = rec.pipelines["home"].facts_
+    m5, m0 = rec.data_.items.to_index(["m5", "m0"])
+    assert facts.late_rate[m5] > 0.5 > facts.late_rate[m0]
+
+
+def test_deliveries_after_the_data_end_are_not_seen():
+    from shoprec.scenarios.complaints import consumer_signals
+
+    d = _market()
+    s = consumer_signals(d)
+    cut = d.filter_events(d.events["timestamp"].to_numpy() < d.events["timestamp"].min() + 3600)   # the first hour
+    s_cut = consumer_signals(cut)
+    assert s.evidence["late_rate"].sum() > 0 and s_cut.evidence["late_rate"].sum() == 0

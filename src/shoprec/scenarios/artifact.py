@@ -49,6 +49,8 @@ KIND = "shoprec-recommender"
 
 _FACT_ARRAYS = ("popularity", "trend", "days_since_last", "days_since_first", "price", "category", "in_stock",
                 "repurchase_days")
+#: saved since the consumer signals; a model saved before has none (NaN: unknown)
+_FACT_OPTIONAL = ("return_rate", "poor_review_rate", "late_rate")
 
 
 def fingerprint(data: ShopData) -> str:
@@ -135,7 +137,7 @@ def _write(rec, root: Path, meta: dict[str, Any]) -> None:
     (root / "facts").mkdir()
     facts_meta = []
     for n, f in enumerate(facts_list):
-        arrays = {name: getattr(f, name) for name in _FACT_ARRAYS}
+        arrays = {name: getattr(f, name) for name in _FACT_ARRAYS + _FACT_OPTIONAL}
         _save_sparse("purchased", f.purchased, arrays)
         np.savez(root / "facts" / f"{n}.npz", **arrays)
         facts_meta.append({"file": f"facts/{n}.npz", "n_items": f.n_items, "now": f.now,
@@ -257,6 +259,7 @@ def load_recommender(path: Path, cls: type):
                 titles = table["title"].astype(object).where(table["title"].notna(), None).to_numpy()
             facts_list.append(ItemFacts(
                 n_items=int(fm["n_items"]), **{k: arrays[k] for k in _FACT_ARRAYS},
+                **{k: arrays[k] for k in _FACT_OPTIONAL if k in arrays},
                 category_names=list(fm["category_names"]), purchased=_load_sparse("purchased", arrays),
                 now=float(fm["now"]), titles=titles))
         configs = {name: ScenarioConfig.model_validate(e["config"]) for name, e in manifest["scenarios"].items()}

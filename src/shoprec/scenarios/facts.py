@@ -4,7 +4,7 @@ search. Computed once per fit, vectorised."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,15 @@ class ItemFacts:
     purchased: sp.csr_matrix      # users × items, last purchase time (unix seconds + 1), 0 = never
     now: float                    # the data's last timestamp (or 0)
     titles: np.ndarray | None     # object array of item titles, for reasons
+    #: shrunk return, poor-review and late-delivery rates (:mod:`.complaints`); NaN for items added live
+    return_rate: np.ndarray | None = field(default=None)
+    poor_review_rate: np.ndarray | None = field(default=None)
+    late_rate: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        for name in ("return_rate", "poor_review_rate", "late_rate"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(self.n_items, np.nan, np.float32))
 
     @classmethod
     def from_data(cls, data: ShopData, *, consumable_min_repeat: float = 0.1) -> "ItemFacts":
@@ -91,8 +100,11 @@ class ItemFacts:
                 titles = table["title"].astype(object).to_numpy()
 
         purchased, repurchase = _purchases(data, has_time, consumable_min_repeat)
+        from .complaints import consumer_signals
+
+        rates = consumer_signals(data).rates
         return cls(n, popularity, trend, days_last, days_first, price, category, names, in_stock,
-                   repurchase, purchased, now, titles)
+                   repurchase, purchased, now, titles, **rates)
 
     # ------------------------------------------------------------------ live catalogue
     def grow(self, n_items: int) -> None:
@@ -113,6 +125,9 @@ class ItemFacts:
         self.category = pad(self.category, -1)
         self.in_stock = pad(self.in_stock, True)
         self.repurchase_days = pad(self.repurchase_days, np.nan)
+        self.return_rate = pad(self.return_rate, np.nan)
+        self.poor_review_rate = pad(self.poor_review_rate, np.nan)
+        self.late_rate = pad(self.late_rate, np.nan)
         if self.titles is not None:
             self.titles = pad(self.titles.astype(object), None)
         purchased = self.purchased.copy()

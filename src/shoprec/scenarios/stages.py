@@ -360,6 +360,7 @@ BUILTIN: dict[tuple[str, str], str] = {
     # marketplace health plugs in as a re-ranker (it imports scenarios)
     ("reranker", "price_flags"): "shoprec.health.stage:PriceFlagsReRanker",
     ("training_filter", "bots"): "shoprec.health.bots:BotFilter",
+    ("training_filter", "fake_reviews"): "shoprec.health.reviews:FakeReviewsFilter",
     ("reranker", "consumer_protection"): "shoprec.health.protection:ProtectionReRanker",
 }
 _REGISTRY: dict[tuple[str, str], str | type[Stage]] = dict(BUILTIN)

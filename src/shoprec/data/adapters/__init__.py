@@ -8,6 +8,7 @@ On the command line a source is written ``FORMAT:PATH`` and resolved with :func:
     online_retail:data/online_retail.parquet    → (ShopData, LoadReport)
     taobao:UserBehavior.csv                     → (ShopData, LoadReport)
     retailrocket:events.csv                     → (ShopData, LoadReport)
+    olist:../shared/data/olist                  → (ShopData, LoadReport)
     movielens:../shared/data/movielens-1m       → ShopData
     open_bandit:obd/random/men/men.csv          → (pandas.DataFrame, LoadReport)
     csv:events.csv / tsv:… / parquet:… / jsonl:… → (ShopData, LoadReport)   (generic read_events)
@@ -27,6 +28,7 @@ from ...exceptions import ConfigError
 from ..readers import read_events
 from .lightgcn import load_lightgcn
 from .movielens import load_movielens_1m
+from .olist import load_olist
 from .online_retail import NON_PRODUCT_CODES, load_online_retail
 from .open_bandit import load_open_bandit, read_open_bandit_items
 from .retailrocket import load_retailrocket, read_category_tree
@@ -50,6 +52,7 @@ ADAPTERS: dict[str, Callable[..., Any]] = {
     "taobao": load_taobao_userbehavior,
     "retailrocket": load_retailrocket,
     "movielens": load_movielens_1m,
+    "olist": load_olist,
     "open_bandit": load_open_bandit,
     "csv": _generic("csv"),
     "tsv": _generic("tsv"),
@@ -88,6 +91,6 @@ def load(spec: str, **kwargs: Any) -> Any:
 
 __all__ = [
     "ADAPTERS", "NON_PRODUCT_CODES", "load", "parse_spec",
-    "load_lightgcn", "load_movielens_1m", "load_online_retail", "load_open_bandit", "load_retailrocket",
+    "load_lightgcn", "load_movielens_1m", "load_olist", "load_online_retail", "load_open_bandit", "load_retailrocket",
     "load_sasrec", "load_sessions", "load_taobao_userbehavior", "read_category_tree", "read_open_bandit_items",
 ]

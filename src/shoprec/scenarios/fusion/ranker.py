@@ -6,7 +6,9 @@ requests, and the ranker learns which of them the user took. Features:
 
 * per strategy: normalised score, rank (missing = not proposed), raw score;
 * agreement: how many strategies proposed the item, the weighted and the RRF fusion scores;
-* item: popularity (log users), trend (7-day decay), days since its last and first event, log price;
+* item: popularity (log users), trend (7-day decay), days since its last and first event, log price,
+  and what buyers said after buying (:mod:`shoprec.scenarios.complaints`: return, poor-review and
+  late-delivery rates, each shrunk toward the item's seller);
 * request × item: the share of the request's history in the item's category (user-category
   affinity), the item's price relative to the basket's mean price, and the item's similarity to the
   request's most recent item, to its whole history and to its basket (cosines of co-occurrence
@@ -31,7 +33,8 @@ from .pairs import Pairs, top_mask
 
 FEATURES_COMMON = ["n_sources", "weighted", "rrf", "log_popularity", "trend", "days_since_last",
                    "days_since_first", "log_price", "category_affinity", "price_vs_basket",
-                   "log_history", "known_user", "basket_size", "session_length"]
+                   "log_history", "known_user", "basket_size", "session_length",
+                   "return_rate", "poor_review_rate", "late_rate"]
 FEATURES_SIMILARITY = ["sim_recent", "sim_history", "sim_basket"]
 
 #: dimensions of the co-occurrence embedding behind the similarity features
@@ -159,6 +162,7 @@ def features(env: StageEnv, pairs: Pairs, queries: Queries, similarity: bool = T
         np.log1p(price), affinity, price / b_mean[r],
         np.log1p(hist_len[r]), (queries.user_idx[r] >= 0).astype(np.float32), b_len[r],
         queries.items.lengths[r].astype(np.float32),
+        facts.return_rate[it], facts.poor_review_rate[it], facts.late_rate[it],
     ])
     parts = [pairs.norm, pairs.rank, pairs.raw, common]
     if similarity:
@@ -215,7 +219,12 @@ class Ranker(Fusion):
         top = top_mask(pairs.row, pairs.item, weighted, len(queries), env.config.ranker.rerank)
         out = weighted - weighted.max(initial=0) - 1.0
         sub = pairs.subset(top)
-        pred = np.asarray(self.booster.predict(features(env, sub, queries, self.similarity)), dtype=np.float32)
+        x = features(env, sub, queries, self.similarity)
+        if self.names and x.shape[1] != len(self.names):
+            # a ranker saved before features were added: its own columns, by name
+            now = feature_names([s.display for s in env.config.strategies], self.similarity)
+            x = x[:, [now.index(n) for n in self.names]]
+        pred = np.asarray(self.booster.predict(x), dtype=np.float32)
         out[top] = 1000.0 + pred
         return out.astype(np.float32)
 
