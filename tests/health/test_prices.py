@@ -99,3 +99,69 @@ def test_items_far_from_their_category_peers_are_flagged():
     assert got == {"p3": "below_peers", "p25": "above_peers"}
     assert "below its category's typical" in f.frame.set_index("key").loc["p3", "reason"]
     assert f.checked == {"items": 43, "unusable": 2, "in_small_categories": 1}
+
+
+def test_a_tier_seen_months_ago_is_known_and_a_kept_repricing_is_no_drop():
+    p = np.full(120, 2.0)
+    p[10] = 6.0                         # a dear tier, new at first: a spike
+    p[100] = 6.0                        # back 90 observations later: a known level, no spike
+    assert PriceSupervisor().scan(_series(p)).frame["at"].tolist() == [10 * DAY]
+    assert PriceSupervisor(level_memory=30).scan(_series(p)).frame["at"].tolist() == [10 * DAY, 100 * DAY]
+    mark = np.full(80, 2.0)
+    mark[60:] = 0.7                     # a markdown the item keeps: a repricing, not a one-off drop
+    assert PriceSupervisor().scan(_series(mark)).frame.empty
+    assert PriceSupervisor(settle=0).scan(_series(mark)).frame["kind"].tolist() == ["drop"]
+    last = np.full(80, 2.0)
+    last[79] = 0.7                      # the newest price cannot be told apart yet: judged as live
+    assert PriceSupervisor().scan(_series(last)).frame[["kind", "at"]].values.tolist() == [["drop", 79 * DAY]]
+
+
+def test_a_quantity_break_discount_is_not_a_subsidy():
+    p, q = np.full(60, 1.0), np.full(60, 10.0)
+    p[45], q[45] = 0.78, 200.0           # −22 % for a big order: the shop's usual quantity break
+    assert PriceSupervisor().scan(_series(p, qty=q)).frame.empty
+    p[45] = 0.62                         # −38 % with the volume spike: a subsidised cut
+    assert PriceSupervisor().scan(_series(p, qty=q)).frame["kind"].tolist() == ["subsidy"]
+
+
+def _catalogue(n=40, seed=0):
+    # one category whose price follows the weight: 20 light (100 g, ~10) and 20 heavy (10 kg, ~200) items
+    rng = np.random.default_rng(seed)
+    weight = np.where(np.arange(n) < n // 2, 100.0, 10_000.0) * np.exp(rng.normal(0, 0.05, n))
+    price = np.exp(np.log(10.0) + 0.65 * (np.log1p(weight) - np.log1p(100.0))) * np.exp(rng.normal(0, 0.1, n))
+    return pd.DataFrame({"item": [f"p{i}" for i in range(n)], "price": price, "category": "garden", "weight_g": weight})
+
+
+def test_peers_are_the_alike_items_of_the_category():
+    cat = _catalogue()
+    heavy_median = float(cat["price"].iloc[20:].median())
+    cat.loc[25, "price"] = heavy_median          # a heavy item priced like the heavy ones: fair
+    cat.loc[3, "price"] = heavy_median           # a light item priced like the heavy ones: gouging
+    cat.loc[30, "price"] = 10.0                  # a heavy item priced like the light ones: dumping
+    f = PriceSupervisor().peers(cat)             # weight_g is used: every column but item, price, category
+    got = f.frame.set_index("key")
+    assert got["kind"].to_dict() == {"p3": "above_peers", "p30": "below_peers"}
+    assert got.loc["p3", "expected"] == pytest.approx(10.0, rel=0.2)       # what light items cost
+    assert got.loc["p30", "expected"] == pytest.approx(heavy_median, rel=0.2)
+    assert "what alike items of its category cost" in got.loc["p3", "reason"]
+    # by the category's median alone (the heavy and light halves mixed) none of them is far out
+    assert PriceSupervisor().peers(cat, attributes=[]).frame.empty
+
+
+def test_peer_regression_recovers_an_exact_price_rule_and_tolerates_missing_attributes():
+    from shoprec.health.prices import peer_expectation
+
+    rng = np.random.default_rng(1)
+    w = rng.uniform(50, 5000, 30)
+    lp = 1.0 + 0.5 * np.log1p(w)
+    expected, spread = peer_expectation(lp, np.zeros(30, np.int64), w[:, None], PriceSupervisor().config)
+    assert np.allclose(expected, lp, atol=1e-3) and np.allclose(spread, np.log(1.2))   # the floor
+    cat = _catalogue()
+    cat.loc[5, "weight_g"] = np.nan              # an unknown weight: the category's median, still judged
+    cat.loc[6, "weight_g"] = -1.0
+    f = PriceSupervisor().peers(cat)
+    assert f.checked == {"items": 40, "unusable": 0, "in_small_categories": 0}
+    with pytest.raises(ValueError, match="no attribute column"):
+        PriceSupervisor().peers(cat, attributes=["volume_cm3"])
+    with pytest.raises(ValueError, match="no column 'category'"):
+        PriceSupervisor().peers(cat.drop(columns="category"))

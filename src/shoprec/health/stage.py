@@ -22,6 +22,7 @@ ranked with the flag's reason among their reasons.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Literal
 
 import numpy as np
@@ -33,6 +34,11 @@ from .flagged import FlaggedItemsReRanker, demote  # noqa: F401  (demote: re-exp
 from .prices import PriceConfig, PriceSupervisor, _reason, history_stats, price_series
 
 __all__ = ["PriceFlagsConfig", "PriceFlagsReRanker", "demote", "item_price_flags"]
+
+#: the arrays the stage keeps (its state)
+_STATE = ("kind_", "value_", "expected_", "recent_", "last_t_")
+#: (the events last scanned, weakly; ((creep_days, n_items), the arrays, the counts))
+_LAST_SCAN: tuple = (lambda: None, None)
 
 KIND_CODES = {"": 0, "spike": 1, "drop": 2, "subsidy": 3, "creep": 4}
 KIND_NAMES = {v: k for k, v in KIND_CODES.items()}
@@ -55,6 +61,22 @@ class PriceFlagsReRanker(FlaggedItemsReRanker):
     def fit(self, data, env) -> "PriceFlagsReRanker":
         self.bind(env)
         self._notes = None
+        # the scenarios of one fit see the same events: scanned once (the arrays are copied, each
+        # scenario's stage then changes its own live)
+        global _LAST_SCAN
+        ref, cached = _LAST_SCAN
+        if ref() is data.events and cached[0] == (self.config.creep_days, data.n_items):
+            for k, v in cached[1].items():
+                setattr(self, k, v.copy())
+            self.counts_ = dict(cached[2])
+            return self
+        self._scan(data)
+        _LAST_SCAN = (weakref.ref(data.events), ((self.config.creep_days, data.n_items),
+                                                 {k: getattr(self, k).copy() for k in _STATE},
+                                                 dict(getattr(self, "counts_", {}))))
+        return self
+
+    def _scan(self, data) -> None:
         sup = PriceSupervisor()
         n, W = data.n_items, sup.config.window
         self.kind_ = np.zeros(n, np.int8)
@@ -64,13 +86,13 @@ class PriceFlagsReRanker(FlaggedItemsReRanker):
         self.last_t_ = np.full(n, np.nan, np.float64)           # the day of the newest of them
         ev = data.events
         if "price" not in ev.columns or not len(ev):
-            return self
+            return
         frame = pd.DataFrame({"item_id": ev["item_idx"].to_numpy(), "timestamp": ev["timestamp"].to_numpy(),
                               "price": ev["price"].to_numpy(),
                               "quantity": ev["quantity"].to_numpy() if "quantity" in ev.columns else 1.0})
         series, self.counts_ = price_series(frame, source=data.name)
         if series.empty:
-            return self
+            return
         flags = sup.scan(series).frame
         last = series.groupby("item")["t"].max()
         if len(flags):
@@ -89,7 +111,6 @@ class PriceFlagsReRanker(FlaggedItemsReRanker):
         keep = rank < W
         self.recent_[items[keep], W - 1 - rank[keep]] = series["price"].to_numpy(np.float32)[keep]
         self.last_t_[last.index.to_numpy(np.int64)] = last.to_numpy(np.float64)
-        return self
 
     # ------------------------------------------------------------------ live
     def refresh_items(self, changed: np.ndarray) -> None:

@@ -160,6 +160,18 @@ class Recommendations:
 
 
 # --------------------------------------------------------------------------- the pipeline
+def rule_stages(cfg) -> list[StageSpec]:
+    """The health re-rankers that ``[rules]`` switches on by a word (``price_flags = "demote"``,
+    ``consumer_protection = "note"``), unless the scenario declares the same re-ranker in
+    ``[[rerankers]]`` with its own parameters (that one wins)."""
+    declared = {s.name for s in cfg.rerankers}
+    out = []
+    for name, action in (("price_flags", cfg.rules.price_flags), ("consumer_protection", cfg.rules.consumer_protection)):
+        if action != "off" and name not in declared:
+            out.append(StageSpec(name=name, params={"action": action}))
+    return out
+
+
 class ScenarioPipeline:
     """Fit once on a shop's data, then answer batches of requests for one scenario."""
 
@@ -241,7 +253,7 @@ class ScenarioPipeline:
         cfg = self.config
         src = f"scenario {cfg.name!r}"
         self.policy_ = make_stage("mix_policy", cfg.policy, src)
-        chain = [StageSpec(name="rules", params=cfg.rules.model_dump())] + list(cfg.rerankers)
+        chain = [StageSpec(name="rules", params=cfg.rules.model_dump())] + rule_stages(cfg) + list(cfg.rerankers)
         if cfg.diversity.method == "mmr":
             chain.append(StageSpec(name="mmr", params=cfg.diversity.model_dump(exclude={"method"})))
         self.rerankers_ = [make_stage("reranker", s, src) for s in chain]

@@ -37,6 +37,13 @@ class RulesConfig(StageConfig):
     require_query_match: bool = Field(default=False, description="Search: only items whose text matches the query.")
     consumable_min_repeat: float = Field(
         default=0.1, ge=0, le=1, description="An item is consumable when at least this share of its buyers rebought it.")
+    price_flags: Literal["off", "ignore", "note", "demote", "hold"] = Field(
+        default="off", description="Items whose current price is abnormal (shoprec.health: spike, drop, subsidy, "
+                                   "creep): demote after every other, hold back, note the reason, or ignore (flagged "
+                                   "and reported, shown as ranked); off: not checked.")
+    consumer_protection: Literal["off", "note", "demote", "hold"] = Field(
+        default="off", description="Items often returned, poorly reviewed, late, or at counterfeit risk "
+                                   "(shoprec.health.protection): note the reason, demote, hold back; off: not judged.")
 
 
 class RulesReRanker(ReRanker):
