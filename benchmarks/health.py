@@ -461,7 +461,9 @@ def health_lines() -> list[str]:
         res = json.loads(p.read_text())
         m = res["machine"]
         paras = [" ".join(x.strip() for x in para.split("\n")) for para in res["protocol"].split("\n\n")]
-        body = next((p_ for p_ in paras if p_.startswith(f"{part}:")), " ".join(paras[1:]))
+        now = [" ".join(x.strip() for x in para.split("\n")) for para in __doc__.split("\n\n")]
+        # a result saved before its part had a paragraph of its own: today's protocol text
+        body = next((p_ for p_ in paras + now if p_.startswith(f"{part}:")), "")
         lines += [f"### {title}", "",
                   f"Measured {res['date']} on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}.",
                   f"Reproduce: `python benchmarks/health.py --parts {part} --write`.", "", body, "",

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from .cli import _error, _load_shop, _plain, app, console
 
-health_app = typer.Typer(no_args_is_help=True, help="Marketplace health: abnormal prices, bot visits.")
+health_app = typer.Typer(no_args_is_help=True, help="Marketplace health: abnormal prices, bot visits, "
+                                                      "fake reviews, consumer protection.")
 app.add_typer(health_app, name="health")
 
 
@@ -115,3 +116,86 @@ def health_bots(
         console.print(t)
     if out is not None:
         _write_flags(flags, out)
+
+
+@health_app.command("protection")
+def health_protection(
+    data: Annotated[Optional[str], typer.Option("--data", help="FORMAT:PATH (default: the demo shop).")] = None,
+    top: Annotated[int, typer.Option("--top", min=0, help="Flagged items to list (the most returned, late or "
+                                     "poorly reviewed first).")] = 20,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write every flagged item (CSV).")] = None,
+) -> None:
+    """Items often returned, poorly reviewed, delivered late, or at counterfeit risk (the
+    ``consumer_protection`` rule's flags, on the whole data)."""
+    import numpy as np
+
+    from .health.protection import ProtectionReRanker
+    from .scenarios.facts import ItemFacts
+    from .scenarios.stages import StageEnv
+
+    try:
+        shop = _load_shop(data)
+        facts = ItemFacts.from_data(shop)
+        env = StageEnv.__new__(StageEnv)
+        env.facts = facts
+        stage = ProtectionReRanker().fit(shop, env)
+        cur = stage.current()
+    except (FileNotFoundError, ValueError) as e:
+        _error(e)
+        raise typer.Exit(2) from None
+    cur.insert(0, "item_id", [str(x) for x in shop.items.to_external(cur["item_idx"].to_numpy())] if len(cur) else [])
+    counts = cur["kinds"].str.split(",").explode().value_counts().to_dict() if len(cur) else {}
+    _plain(f"{len(cur):,} of {shop.n_items:,} items flagged" + (f" ({counts})" if counts else ""))
+    if top and len(cur):
+        t = Table(title=f"{min(top, len(cur))} flagged items")
+        for col in ("item", "flags", "returned", "1–2 stars", "late", "reason"):
+            t.add_column(col)
+        worst = cur.assign(w=np.nanmax(cur[["return_rate", "poor_review_rate", "late_rate"]].to_numpy(), 1))
+        for r in worst.sort_values("w", ascending=False).head(top).itertuples():
+            t.add_row(r.item_id, r.kinds, f"{r.return_rate:.0%}", f"{r.poor_review_rate:.0%}", f"{r.late_rate:.0%}",
+                      r.reason)
+        console.print(t)
+    if out is not None:
+        cur.drop(columns="item_idx").to_csv(out, index=False)
+        _plain(f"wrote {len(cur):,} flagged items to {out}")
+
+
+@health_app.command("reviews")
+def health_reviews(
+    folder: Annotated[Path, typer.Option("--olist", help="A folder of Olist CSV files (reviews, orders, "
+                                         "items, customers).")],
+    top: Annotated[int, typer.Option("--top", min=0, help="Flags to list.")] = 20,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write every flag (CSV, or JSON Lines by the "
+                                                "suffix .jsonl).")] = None,
+) -> None:
+    """Fake reviews (bursts, copied texts, top ratings against late deliveries) and poorly reviewed or
+    late sellers, from an Olist folder."""
+    from .health.reviews import ReviewDetector, olist_deliveries, olist_reviews, poor_seller_flags, seller_review_stats
+
+    try:
+        sample = next((p.parent for p in sorted(folder.rglob("olist_order_reviews_dataset.csv"))), folder)
+        reviews, counts = olist_reviews(sample)
+        flags = ReviewDetector().flags(reviews)
+        orders = olist_deliveries(sample)[0] if (sample / "olist_orders_dataset.csv").exists() else None
+        sellers = poor_seller_flags(seller_review_stats(reviews, orders, exclude=flags))
+    except (FileNotFoundError, ValueError) as e:
+        _error(e)
+        raise typer.Exit(2) from None
+    skipped = {k.removeprefix("skipped_"): v for k, v in counts.items() if k.startswith("skipped_") and v}
+    _plain(f"{counts['reviews']:,} reviews of {counts['rows_read']:,} rows" + (f"; skipped {skipped}" if skipped else "")
+           + f"; {counts.get('reviews_with_order', 0):,} found their order, {counts.get('reviews_with_items', 0):,} "
+           "their product and seller")
+    _plain("fake reviews: " + flags.summary())
+    _plain("sellers: " + sellers.summary())
+    both = flags.frame if not len(sellers) else __import__("pandas").concat([flags.frame, sellers.frame])
+    if top and len(both):
+        t = Table(title=f"{min(top, len(both))} flags")
+        for col in ("subject", "key", "kind", "reason"):
+            t.add_column(col)
+        for r in both.head(top).itertuples():
+            t.add_row(r.subject, str(r.key), r.kind, r.reason)
+        console.print(t)
+    if out is not None:
+        from .health.flags import Flags
+
+        _write_flags(Flags(both.reset_index(drop=True)), out)

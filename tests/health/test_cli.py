@@ -31,3 +31,26 @@ def test_health_bots_finds_a_crawler_in_a_file(tmp_path):
 def test_health_commands_report_bad_input():
     r = runner.invoke(app, ["health", "prices", "--data", "csv:/no/such/file.csv"])
     assert r.exit_code == 2 and "no/such/file.csv" in r.output
+
+
+def test_health_protection_lists_often_returned_items_of_the_demo_shop(tmp_path):
+    out = tmp_path / "protection.csv"
+    r = runner.invoke(app, ["health", "protection", "--top", "3", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    flagged = pd.read_csv(out)
+    assert len(flagged) > 0 and flagged["kinds"].str.contains("often_returned").any()
+    assert flagged["return_rate"].between(0, 1).all()
+    assert flagged["reason"].str.startswith("often returned (").any()
+
+
+def test_health_reviews_on_a_small_olist_folder(tmp_path):
+    rows = [f"r{k},o{k},5,,,2018-01-{1 + k % 28:02d} 00:00:00,2018-01-02 00:00:00" for k in range(20)]
+    (tmp_path / "olist_order_reviews_dataset.csv").write_text(
+        "review_id,order_id,review_score,review_comment_title,review_comment_message,review_creation_date,"
+        "review_answer_timestamp\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "flags.jsonl"
+    r = runner.invoke(app, ["health", "reviews", "--olist", str(tmp_path), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "20 reviews of 20 rows" in r.output and out.exists()
+    bad = runner.invoke(app, ["health", "reviews", "--olist", str(tmp_path / "none")])
+    assert bad.exit_code == 2

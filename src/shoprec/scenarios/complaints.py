@@ -80,7 +80,7 @@ def consumer_signals(data: ShopData, prior: float = 20.0) -> ConsumerSignals:
     q = np.where(np.isfinite(q) & (q > 0), q, 1.0)
     bought = np.bincount(items, weights=np.where(buy, q, 0.0), minlength=n_items)
     back = np.bincount(items, weights=np.where(beh == int(Behaviour.REMOVE_FROM_CART), q, 0.0), minlength=n_items)
-    back = np.minimum(back, np.maximum(bought, back))      # returns of units bought before the data began
+    back = np.minimum(back, bought)       # returns of units bought before the data began do not count
     rating = ev["rating"].to_numpy(np.float64) if "rating" in ev.columns else np.full(len(ev), np.nan)
     rated = buy & np.isfinite(rating)
     n_rated = np.bincount(items, weights=rated.astype(float), minlength=n_items)

@@ -293,12 +293,12 @@ def merge_attributes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]
 
 def open_store(url: str | Path, **options: Any) -> EventStore:
     """The event store of ``url``, by its scheme (:data:`~shoprec.service.backends.STORES`):
-    ``sqlite:///path`` (or a plain path), ``postgresql://user@host/db`` (``?schema=name`` picks the
+    ``sqlite:///path`` (or ``sqlite:path``, or a plain path), ``postgresql://user@host/db`` (``?schema=name`` picks the
     schema, default ``shoprec``; ``?password_file=/run/secrets/pg`` reads the password from a file).
     An unknown scheme is a :class:`~shoprec.exceptions.ConfigError` that lists the known ones."""
     from .backends import STORES
 
     text = str(url)
-    if "://" not in text:  # a plain path: the embedded store
-        text = f"sqlite:///{text}"
+    if "://" not in text:  # a plain path (or ``sqlite:PATH``): the embedded store
+        text = f"sqlite:///{text[len('sqlite:'):] if text.startswith('sqlite:') else text}"
     return STORES.open(text, **options)
