@@ -117,3 +117,43 @@ def test_answers_to_a_recognised_bot_are_logged_but_not_learned_from(tmp_path):
     assert learner.answers(imps) == 2 and learner.counts["answers_to_bots"] == 2
     frame = join_rewards(imps, []).feedback_frame(final_only=False)
     assert frame["request_id"].tolist() == ["r0", "r2"]
+
+
+def test_consumer_protection_flags_over_the_api(tmp_path):
+    from shoprec.scenarios.config import scenario_from_dict
+    from shoprec.service.settings import ServiceSettings
+    from shoprec.service.training import train
+
+    import pandas as pd
+
+    from shoprec.data import ShopData
+
+    def _shop():
+        """Five items (i0 bought by the most users); i2 gets half its units back."""
+        rows = [(f"u{u}", f"i{i}", 4, 1_600_000_000 + u, f"s{u}", 1.0) for i in range(5) for u in range(30 - i)]
+        rows += [(f"u{u}", "i2", 3, 1_600_000_100 + u, f"r{u}", 1.0) for u in range(15)]
+        return ShopData.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "behaviour", "timestamp",
+                                                               "session_id", "quantity"]))
+
+    cfg = scenario_from_dict({"scenario": {"name": "home", "k": 5}, "strategies": [{"name": "popularity"}],
+                              "rules": {"exclude_history": "none", "consumer_protection": "demote"}}, "t")
+    root = train(_shop(), tmp_path / "models", scenarios=[cfg]).parent
+    s = ServiceSettings(model=root, store=f"sqlite:///{tmp_path / 'events.db'}", api_key=API_KEY,
+                        public_key=PUBLIC_KEY, watch_seconds=0)
+    with TestClient(create_app(s)) as c:
+        assert c.get("/v1/health/protection", headers={"X-API-Key": PUBLIC_KEY}).status_code in (401, 403)
+        got = c.get("/v1/health/protection", headers={"X-API-Key": API_KEY}).json()
+        assert got["scenario"] == "home" and [f["item_id"] for f in got["flags"]] == ["i2"]
+        assert got["flags"][0]["kinds"] == ["often_returned"] and got["flags"][0]["reason"].startswith("often returned")
+        items = [it["item_id"] for it in c.post("/v1/recommendations/home", json={"k": 5}).json()["items"]]
+        assert items[-1] == "i2"                   # the [rules] word demotes it
+
+
+def test_no_consumer_protection_is_a_clear_404(price_models, tmp_path):
+    from shoprec.service.settings import ServiceSettings
+
+    s = ServiceSettings(model=price_models, store=f"sqlite:///{tmp_path / 'events.db'}", api_key=API_KEY,
+                        public_key=PUBLIC_KEY, watch_seconds=0)
+    with TestClient(create_app(s)) as c:
+        r = c.get("/v1/health/protection", headers={"X-API-Key": API_KEY})
+        assert r.status_code == 404 and "consumer_protection" in r.text

@@ -39,7 +39,7 @@ from ..scenarios.complaints import consumer_signals
 from ..scenarios.stages import StageConfig
 from .flagged import FlaggedItemsReRanker
 
-__all__ = ["KINDS", "ProtectionConfig", "ProtectionReRanker", "return_rates"]
+__all__ = ["KINDS", "ProtectionConfig", "ProtectionReRanker", "item_protection_flags", "return_rates"]
 
 #: the flag kinds, in the order of the bits of ``kind_``
 KINDS = ("often_returned", "poorly_reviewed", "often_late", "counterfeit_risk")
@@ -202,3 +202,16 @@ class ProtectionReRanker(FlaggedItemsReRanker):
                              "poor_review_rate": self.rates_[idx, 1].astype(float),
                              "late_rate": self.rates_[idx, 2].astype(float),
                              "reason": [self._note(int(i)) for i in idx]})
+
+
+def item_protection_flags(rec) -> tuple[str, pd.DataFrame] | None:
+    """(scenario, its flagged items with item ids) of the first scenario of ``rec`` that has a
+    ``consumer_protection`` re-ranker, or None."""
+    for name, pipe in rec.pipelines.items():
+        for stage in pipe.rerankers_:
+            if isinstance(stage, ProtectionReRanker):
+                cur = stage.current()
+                cur.insert(0, "item_id", [str(x) for x in rec.data_.items.to_external(cur["item_idx"].to_numpy())]
+                           if len(cur) else [])
+                return name, cur.drop(columns="item_idx")
+    return None

@@ -845,6 +845,23 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         scenario, cur = got
         return {"scenario": scenario, "flags": [f.model_dump() for f in _price_flags(cur)]}
 
+    @app.get("/v1/health/protection", dependencies=[Depends(need("admin"))], tags=["health"],
+             responses={**limited, 404: {"model": ErrorBody}})
+    async def health_protection():
+        """The items the consumer_protection rule flags (often returned, poorly reviewed, often
+        late, counterfeit risk), with their rates and the note shoppers see."""
+        from ..health.protection import item_protection_flags
+
+        got = await engine().run("call", lambda e: item_protection_flags(e.rec))
+        if got is None:
+            return _error(404, "no_consumer_protection", "no scenario of the served model judges consumer protection",
+                          'set [rules] consumer_protection = "note" (or "demote") in a scenario file and train it')
+        scenario, cur = got
+        return {"scenario": scenario, "flags": [
+            {"item_id": r.item_id, "kinds": r.kinds.split(","), "return_rate": float(r.return_rate),
+             "poor_review_rate": float(r.poor_review_rate), "late_rate": float(r.late_rate), "reason": r.reason}
+            for r in cur.itertuples()]}
+
     @app.get("/v1/items/{item_id}", response_model=ItemOutFull, dependencies=[Depends(need("read"))],
              tags=["items"], responses={404: {"model": ErrorBody}})
     async def get_item(item_id: ItemIdPath):

@@ -43,8 +43,19 @@ async function show() {
     if (b.flagged.length) bots.appendChild(table(["visit", "kind", "events", "views", "carts", "held"],
       b.flagged.map((v) => [v.visit, v.kind, v.events, v.views, v.carts, v.events_held])));
   } catch (err) { note(bots, "no bot guard: " + err.message); }
+  const prot = $("protection");
+  prot.textContent = "";
+  try {
+    const c = await api("/v1/health/protection");
+    note(prot, `${c.flags.length} flagged item(s), scenario ${c.scenario}`);
+    if (c.flags.length) prot.appendChild(table(["item", "flags", "returned", "1–2 stars", "late", "reason"],
+      c.flags.slice(0, 200).map((f) => [f.item_id, f.kinds.join(", "), pct(f.return_rate), pct(f.poor_review_rate),
+        pct(f.late_rate), f.reason])));
+  } catch (err) { note(prot, "no consumer protection: " + err.message); }
   $("status").textContent = "";
 }
+
+function pct(x) { return (100 * x).toFixed(0) + " %"; }
 
 $("key-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
