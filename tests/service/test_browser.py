@@ -205,7 +205,7 @@ def test_experiments_page_shows_the_report_with_plots(browser, server):
 
 def test_marketplace_page_lists_the_bot_visits_held_back(browser, server):
     """A crawler's events posted over the API, then the marketplace-health page: its visit in the bots
-    table; without a price_flags scenario the prices part says so."""
+    table; the shipped scenarios' price flags and consumer-protection flags in theirs."""
     import httpx
 
     from .conftest import PUBLIC_KEY
@@ -222,4 +222,7 @@ def test_marketplace_page_lists_the_bot_visits_held_back(browser, server):
         page.wait_for_selector("[data-testid=bots] table", timeout=TIMEOUT_MS)
         rows = page.locator("[data-testid=bots] tr").all_inner_texts()
         assert any("crawler-7" in r and "crawler" in r for r in rows), rows
-        assert "no scenario of the served model supervises prices" in page.locator("[data-testid=prices]").inner_text()
+        prices = page.locator("[data-testid=prices]").inner_text()
+        assert "flagged item(s), scenario" in prices and "its usual" in prices
+        page.wait_for_selector("[data-testid=protection] p", timeout=TIMEOUT_MS)
+        assert "flagged item(s), scenario" in page.locator("[data-testid=protection]").inner_text()
