@@ -28,7 +28,7 @@ __all__ = ["SessionGuard"]
 _BROWSE = {"view", "click", "search"}
 
 
-@dataclass
+@dataclass(slots=True)
 class _Visit:
     events: int = 0
     views: int = 0
