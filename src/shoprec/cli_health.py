@@ -16,6 +16,16 @@ health_app = typer.Typer(no_args_is_help=True, help="Marketplace health: abnorma
 app.add_typer(health_app, name="health")
 
 
+def _print_table(title: str, columns: tuple[str, ...], rows, right: tuple[str, ...] = ()) -> None:
+    """A rich table of ``rows`` (tuples of text) under ``columns``, the ``right`` ones right-aligned."""
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(col, justify="right" if col in right else "left")
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+
+
 def _write_flags(flags, out: Path) -> None:
     """Every flag to ``out``: JSON Lines by the suffix .jsonl, else CSV."""
     if out.suffix.lower() == ".jsonl":
@@ -60,14 +70,10 @@ def health_prices(
            + f"; scanned in {seconds:.1f} s")
     _plain(flags.summary())
     if top and len(flags):
-        t = Table(title=f"the {min(top, len(flags))} most recent price flags")
-        for col in ("item", "kind", "day", "price", "usual", "reason"):
-            t.add_column(col, justify="right" if col in ("price", "usual") else "left")
         f = flags.frame.sort_values("at", ascending=False).head(top)
-        for r in f.itertuples():
-            t.add_row(str(r.key), r.kind, time.strftime("%Y-%m-%d", time.gmtime(r.at)), f"{r.value:.2f}",
-                      f"{r.expected:.2f}", r.reason)
-        console.print(t)
+        _print_table(f"the {min(top, len(flags))} most recent price flags", ("item", "kind", "day", "price", "usual", "reason"),
+                     [(str(r.key), r.kind, time.strftime("%Y-%m-%d", time.gmtime(r.at)), f"{r.value:.2f}",
+                       f"{r.expected:.2f}", r.reason) for r in f.itertuples()], right=("price", "usual"))
     if out is not None:
         _write_flags(flags, out)
 
@@ -108,12 +114,9 @@ def health_bots(
     _plain(f"{flags.checked['events']:,} events in {flags.checked['visits']:,} visits; scored in {seconds:.1f} s")
     _plain(flags.summary())
     if top and len(flags):
-        t = Table(title=f"the {min(top, len(flags))} largest flagged visits")
-        for col in ("visit", "kind", "events", "reason"):
-            t.add_column(col, justify="right" if col == "events" else "left")
-        for r in flags.frame.sort_values("value", ascending=False).head(top).itertuples():
-            t.add_row(str(r.key), r.kind, f"{int(r.value):,}", r.reason)
-        console.print(t)
+        f = flags.frame.sort_values("value", ascending=False).head(top)
+        _print_table(f"the {min(top, len(flags))} largest flagged visits", ("visit", "kind", "events", "reason"),
+                     [(str(r.key), r.kind, f"{int(r.value):,}", r.reason) for r in f.itertuples()], right=("events",))
     if out is not None:
         _write_flags(flags, out)
 
@@ -129,16 +132,15 @@ def health_protection(
     ``consumer_protection`` rule's flags, on the whole data)."""
     import numpy as np
 
+    from types import SimpleNamespace
+
     from .health.protection import ProtectionReRanker
     from .scenarios.facts import ItemFacts
-    from .scenarios.stages import StageEnv
 
     try:
         shop = _load_shop(data)
-        facts = ItemFacts.from_data(shop)
-        env = StageEnv.__new__(StageEnv)
-        env.facts = facts
-        stage = ProtectionReRanker().fit(shop, env)
+        # the stage reads only the facts of its environment
+        stage = ProtectionReRanker().fit(shop, SimpleNamespace(facts=ItemFacts.from_data(shop)))
         cur = stage.current()
     except (FileNotFoundError, ValueError) as e:
         _error(e)
@@ -147,14 +149,10 @@ def health_protection(
     counts = cur["kinds"].str.split(",").explode().value_counts().to_dict() if len(cur) else {}
     _plain(f"{len(cur):,} of {shop.n_items:,} items flagged" + (f" ({counts})" if counts else ""))
     if top and len(cur):
-        t = Table(title=f"{min(top, len(cur))} flagged items")
-        for col in ("item", "flags", "returned", "1–2 stars", "late", "reason"):
-            t.add_column(col)
         worst = cur.assign(w=np.nanmax(cur[["return_rate", "poor_review_rate", "late_rate"]].to_numpy(), 1))
-        for r in worst.sort_values("w", ascending=False).head(top).itertuples():
-            t.add_row(r.item_id, r.kinds, f"{r.return_rate:.0%}", f"{r.poor_review_rate:.0%}", f"{r.late_rate:.0%}",
-                      r.reason)
-        console.print(t)
+        _print_table(f"{min(top, len(cur))} flagged items", ("item", "flags", "returned", "1–2 stars", "late", "reason"),
+                     [(r.item_id, r.kinds, f"{r.return_rate:.0%}", f"{r.poor_review_rate:.0%}", f"{r.late_rate:.0%}",
+                       r.reason) for r in worst.sort_values("w", ascending=False).head(top).itertuples()])
     if out is not None:
         cur.drop(columns="item_idx").to_csv(out, index=False)
         _plain(f"wrote {len(cur):,} flagged items to {out}")
@@ -170,6 +168,8 @@ def health_reviews(
 ) -> None:
     """Fake reviews (bursts, copied texts, top ratings against late deliveries) and poorly reviewed or
     late sellers, from an Olist folder."""
+    import pandas as pd
+
     from .health.reviews import ReviewDetector, olist_deliveries, olist_reviews, poor_seller_flags, seller_review_stats
 
     try:
@@ -187,14 +187,10 @@ def health_reviews(
            "their product and seller")
     _plain("fake reviews: " + flags.summary())
     _plain("sellers: " + sellers.summary())
-    both = flags.frame if not len(sellers) else __import__("pandas").concat([flags.frame, sellers.frame])
+    both = flags.frame if not len(sellers) else pd.concat([flags.frame, sellers.frame])
     if top and len(both):
-        t = Table(title=f"{min(top, len(both))} flags")
-        for col in ("subject", "key", "kind", "reason"):
-            t.add_column(col)
-        for r in both.head(top).itertuples():
-            t.add_row(r.subject, str(r.key), r.kind, r.reason)
-        console.print(t)
+        _print_table(f"{min(top, len(both))} flags", ("subject", "key", "kind", "reason"),
+                     [(r.subject, str(r.key), r.kind, r.reason) for r in both.head(top).itertuples()])
     if out is not None:
         from .health.flags import Flags
 
