@@ -17,6 +17,8 @@ ALLOWED = {
     "scenarios": {"data", "strategies", "evaluation"},
     "online": {"data", "strategies", "evaluation", "scenarios"},
     "health": {"data", "strategies", "evaluation", "scenarios"},
+    "logistics": {"data"},
+    "privacy": {"data"},
 }
 COMMON = {"exceptions", "progress", "__init__", "__version__"}
 

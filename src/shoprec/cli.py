@@ -731,3 +731,4 @@ def main(ctx: typer.Context,
 
 from . import cli_online  # noqa: E402,F401  (registers ope and the other online-learning commands)
 from . import cli_health  # noqa: E402,F401  (registers shoprec health …)
+from . import cli_logistics  # noqa: E402,F401  (registers shoprec logistics …)
