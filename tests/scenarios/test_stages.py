@@ -26,6 +26,9 @@ PARAMS = {
     ("mix_policy", "linucb"): [{"arms": {"knn": {"item_knn": 1.0}, "blend": {"ease": 1.0, "popularity": 0.5}}}],
     ("mix_policy", "lin_ts"): [{"arms": {"knn": {"item_knn": 1.0}, "blend": {"ease": 1.0, "popularity": 0.5}}}],
     ("reranker", "mmr"): [{}, {"trade_off": 0.3}],
+    ("reranker", "delivery"): [{"max_delivery_days": 5, "max_late_risk": 0.2}, {"max_late_risk": 0.1, "action": "hold"}],
+    ("reranker", "fair_exposure"): [{"group": "category"}, {"group": "category", "strength": 2.0, "target": "relevance"},
+                                    {"group": "category", "method": "fair", "min_proportion": 0.5}],
     ("reranker", "rules"): [{}, {"exclude_history": "purchased", "repurchase": True},
                             {"complements_only": True, "max_similarity_to_basket": 0.5, "same_category_allowed": False}],
 }

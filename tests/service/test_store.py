@@ -230,3 +230,40 @@ def test_documents_replace_by_key_and_keep_their_first_order(store):
     assert [(k, b) for k, b, _ in got] == [("b", {"id": "b", "n": 2}), ("a", {"id": "a", "nested": {"x": [1, 2]}})]
     assert all(t > 0 for _, _, t in got)
     assert [k for k, _, _ in store.iter_documents("missing")] == []
+
+
+def test_erase_user_removes_its_events_impressions_and_snapshots(store):
+    store.append_events([ev(1, user="gone", session_id="sg"), ev(2, "b", user="gone"), ev(3, user="stays"),
+                         ev(4, "c", user=None, session_id="sg")])
+    imp = [{"item_id": "a", "position": 1, "score": 0.5, "strategies": ["ease"], "propensity": 1.0}]
+    store.append_impressions([ImpressionRecord("r1", time.time(), "home", "v1", imp, user_id="gone"),
+                              ImpressionRecord("r2", time.time(), "home", "v1", imp, session_id="sg"),
+                              ImpressionRecord("r3", time.time(), "home", "v1", imp, user_id="stays")])
+    store.put_document("policy_snapshot", "home", {"pulls": [1]})
+    store.put_document("experiment", "x1", {"id": "x1"})
+    got = store.erase_user("gone")
+    assert got.pop("session_ids") == ["sg"]
+    assert got == {"events": 2, "impressions": 2, "sessions": 1, "snapshots": 1}
+    left = [e for b in store.iter_events() for e in b]
+    # the guest event of the session keeps its place: it names no user (only impressions of the session go)
+    assert sorted(e.event_id for e in left) == ["e3", "e4"]
+    assert [r.request_id for b in store.iter_impressions() for r in b] == ["r3"]
+    assert list(store.iter_documents("policy_snapshot")) == []
+    assert [k for k, _, _ in store.iter_documents("experiment")] == ["x1"]
+    assert store.erase_user("nobody") == {"events": 0, "impressions": 0, "sessions": 0, "snapshots": 0,
+                                          "session_ids": []}
+
+
+def test_sqlite_erasure_leaves_no_bytes_of_the_user_in_its_files(tmp_path):
+    path = tmp_path / "events.db"
+    store = SQLiteStore(path)
+    marker = "erase-me-7f3a9c"
+    store.append_events([ev(i, f"item{i}", user=marker if i % 3 == 0 else "other") for i in range(300)])
+    store.append_impressions([ImpressionRecord(f"r{i}", time.time(), "home", "v1", [], user_id=marker)
+                              for i in range(20)])
+    files = lambda: b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())  # noqa: E731
+    assert marker.encode() in files()
+    store.erase_user(marker)
+    assert marker.encode() not in files()
+    assert store.count_events() == 200
+    store.close()

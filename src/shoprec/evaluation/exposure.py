@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["ExposureAudit", "exposure_audit", "gini", "position_weights"]
+__all__ = ["ExposureAudit", "exposure_audit", "gini", "group_codes", "position_weights", "small_groups"]
 
 
 def position_weights(k: int) -> np.ndarray:
@@ -103,3 +103,44 @@ def exposure_audit(item_idx: np.ndarray, group: np.ndarray, *, names: list[str] 
     small_share = float(exp_share[np.asarray(small, bool)].sum()) if small is not None else float("nan")
     return ExposureAudit(gini(group_exp) if n_groups else 0.0, gini(item_exp) if n_items else 0.0, small_share,
                          frame.sort_values("exposure_share", ascending=False, kind="stable").reset_index(drop=True))
+
+
+def group_codes(item_table: pd.DataFrame, column: str, n_items: int) -> tuple[np.ndarray, list[str]]:
+    """(n_items,) int64 group code of every item from ``item_table[column]`` (-1: missing value, or an
+    item beyond the table) and the groups' names."""
+    if column not in item_table.columns:
+        raise KeyError(f"no column {column!r} in the item table (columns: {', '.join(map(str, item_table.columns))})")
+    codes, names = pd.factorize(item_table[column].astype("string"), use_na_sentinel=True)
+    out = np.full(n_items, -1, np.int64)
+    m = min(n_items, len(codes))
+    out[:m] = codes[:m]
+    return out, [str(x) for x in names]
+
+
+def small_groups(data, codes: np.ndarray, n_groups: int, *, big_share: float = 0.5,
+                 new_days: float = 90.0) -> tuple[np.ndarray, np.ndarray]:
+    """(small mask over the groups, each group's behaviour-weighted interaction volume) in ``data``:
+    a group is **small** when it is outside the largest groups that together hold ``big_share`` of
+    the volume, or **new** when its first event is within ``new_days`` of the data's last."""
+    ev = data.events
+    items = ev["item_idx"].to_numpy().astype(np.int64)
+    g = codes[items]
+    ok = g >= 0
+    weights = data.interactions().sum(axis=0).A1 if data.n_users else np.zeros(data.n_items)
+    volume = np.bincount(codes[codes >= 0], weights=np.asarray(weights, np.float64)[:len(codes)][codes >= 0],
+                         minlength=n_groups)[:n_groups]
+    order = np.argsort(-volume, kind="stable")
+    cum = np.cumsum(volume[order])
+    total = cum[-1] if len(cum) else 0.0
+    big = np.zeros(n_groups, bool)
+    if total > 0:
+        n_big = int(np.searchsorted(cum, big_share * total) + 1)
+        big[order[:n_big]] = True
+    small = ~big
+    t = ev["timestamp"].to_numpy(np.float64) if "timestamp" in ev.columns and len(ev) else None
+    # new groups only where the timestamps are times spanning more than twice the window (not positions)
+    if new_days > 0 and ok.any() and t is not None and np.ptp(t) > 2 * new_days * 86400.0:
+        first = np.full(n_groups, np.inf)
+        np.minimum.at(first, g[ok], t[ok])
+        small |= first >= t.max() - new_days * 86400.0
+    return small, volume

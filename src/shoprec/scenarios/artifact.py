@@ -50,7 +50,7 @@ KIND = "shoprec-recommender"
 _FACT_ARRAYS = ("popularity", "trend", "days_since_last", "days_since_first", "price", "category", "in_stock",
                 "repurchase_days")
 #: saved since the consumer signals; a model saved before has none (NaN: unknown)
-_FACT_OPTIONAL = ("return_rate", "poor_review_rate", "late_rate")
+_FACT_OPTIONAL = ("return_rate", "poor_review_rate", "late_rate", "delivery_days", "late_risk")
 
 
 def fingerprint(data: ShopData) -> str:

@@ -38,8 +38,13 @@ and optionally its other stages (see :mod:`.stages`)::
     click = 0.1
     window_seconds = 86400
 
-    [[rerankers]]              # after [rules], before [diversity]
+    [[rerankers]]              # after [rules], before [fairness] and [diversity]
     name = "my_reranker"       # registered with shoprec.scenarios.stages.register_stage
+
+    [fairness]                 # fair exposure of sellers / brands / categories (rerank/fairness.py)
+    method = "exposure"        # or "fair" (FA*IR); default "none"
+    group = "seller"
+    strength = 0.3
 
 Shipped defaults live in ``shoprec/scenarios/defaults/<name>.toml``; :func:`load_scenario` takes a
 default's name or a path.
@@ -57,6 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..exceptions import ConfigError
 from .rerank.mmr import MMRConfig
+from .rerank.fairness import FairExposureConfig
 from .rerank.rules import RulesConfig
 from .stages import StageSpec, make_stage, stage_class
 
@@ -131,6 +137,13 @@ class DiversityConfig(MMRConfig):
     method: Literal["none", "mmr"] = "none"
 
 
+class FairnessConfig(FairExposureConfig):
+    """``[fairness]``: the fair-exposure re-ranker (``rerank/fairness.py``), after the ``[[rerankers]]``
+    and before ``[diversity]``, when ``method`` is not ``"none"``."""
+
+    method: Literal["none", "exposure", "fair"] = "none"
+
+
 class RewardConfig(_Frozen):
     """``[reward]``: what a shown answer earned, for the mix policy and off-policy evaluation.
 
@@ -167,6 +180,7 @@ class ScenarioConfig(_Frozen):
     ranker: RankerConfig = RankerConfig()
     rules: RulesConfig = RulesConfig()
     diversity: DiversityConfig = DiversityConfig()
+    fairness: FairnessConfig = FairnessConfig()
     training_filters: list[StageSpec] = Field(
         default_factory=list, description="Applied in order to the events before the strategies learn from them.")
     policy: StageSpec = Field(default_factory=lambda: StageSpec(name="static"),

@@ -42,6 +42,15 @@ class Recommender:
             cfg = s if isinstance(s, ScenarioConfig) else load_scenario(s)
             self.configs[cfg.name] = cfg
         self.pipelines: dict[str, ScenarioPipeline] = {}
+        #: users erased since the model was fitted: served as new visitors until the next fit
+        self.forgotten_: set[str] = set()
+
+    def forget_users(self, user_ids: Iterable[str]) -> int:
+        """Serve these users as visitors without history from now on (an erasure: the model's own
+        copy of them goes at the next fit); returns how many the model knew."""
+        ids = [str(u) for u in user_ids]
+        self.forgotten_.update(ids)
+        return int((self.data_.users.to_index(ids, missing=-1) >= 0).sum()) if ids else 0
 
     def fit(self, data: ShopData, *, train_rankers: bool | None = None, progress=None) -> "Recommender":
         """Fit every scenario on ``data``; ``progress(name, seconds)`` is called after each."""
@@ -181,6 +190,9 @@ class Recommender:
         users = np.full(n, -1, np.int32)
         if known_u:
             users[known_u] = data.users.to_index([user_ids[i] for i in known_u], missing=-1)
+            forgotten = getattr(self, "forgotten_", None)
+            if forgotten:
+                users[[i for i in known_u if user_ids[i] in forgotten]] = -1
         cur = np.full(n, -1, np.int32)
         sess, weights, baskets, filters, notes = [], [], [], [], []
         ctx_cols: dict[str, list[Any]] = {"country": [], "device": [], "query": [], "timestamp": []}
@@ -191,7 +203,7 @@ class Recommender:
         for r, c in enumerate(contexts):
             note: list[str] = []
             if c.user_id is not None and users[r] < 0:
-                note.append(f"user {c.user_id!r} has no history yet: treated as a new visitor")
+                note.append("the user has no history yet: treated as a new visitor")
             pos, n_sess, has_cur, n_b, n_x = spans[r]
             idx = item_idx[pos:pos + n_sess]
             pos += n_sess
@@ -349,6 +361,9 @@ class Recommender:
         for stage in pipe.rerankers_:
             for i, text in stage.item_notes().items():
                 notes.setdefault(int(i), []).append({"strategy": stage.name, "text": text, "anchor_item_id": None})
+        # notes that depend on the request (delivery: "arrives in about 3 days" to its region)
+        per_request = [(stage.name, got) for stage in pipe.rerankers_
+                       if (got := stage.request_notes(q, idx)) is not None]
         out: list[list[dict[str, Any]]] = []
         for r in range(n):
             row: list[dict[str, Any]] = []
@@ -396,6 +411,10 @@ class Recommender:
                     reasons.append({"strategy": spec.display, "text": text, "anchor_item_id": anchor_id})
                 if notes and item in notes:
                     reasons = reasons + notes[item]
+                for stage_name, got in per_request:
+                    text = got[r].get(item)
+                    if text:
+                        reasons = reasons + [{"strategy": stage_name, "text": text, "anchor_item_id": None}]
                 score = score_r[j]
                 iid = ext_ids.get(item)
                 if iid is None:

@@ -36,9 +36,13 @@ class ItemFacts:
     return_rate: np.ndarray | None = field(default=None)
     poor_review_rate: np.ndarray | None = field(default=None)
     late_rate: np.ndarray | None = field(default=None)
+    #: expected delivery days and late risk to a shopper of unknown region (:mod:`.delivery`: the
+    #: seller's overall); NaN without an estimate
+    delivery_days: np.ndarray | None = field(default=None)
+    late_risk: np.ndarray | None = field(default=None)
 
     def __post_init__(self) -> None:
-        for name in ("return_rate", "poor_review_rate", "late_rate"):
+        for name in ("return_rate", "poor_review_rate", "late_rate", "delivery_days", "late_risk"):
             if getattr(self, name) is None:
                 setattr(self, name, np.full(self.n_items, np.nan, np.float32))
 
@@ -102,9 +106,13 @@ class ItemFacts:
         purchased, repurchase = _purchases(data, has_time, consumable_min_repeat)
         from .complaints import consumer_signals
 
+        from .delivery import delivery_estimates
+
         rates = consumer_signals(data).rates
+        est = delivery_estimates(data)
         return cls(n, popularity, trend, days_last, days_first, price, category, names, in_stock,
-                   repurchase, purchased, now, titles, **rates)
+                   repurchase, purchased, now, titles, **rates, delivery_days=est.days_unknown,
+                   late_risk=est.risk_unknown)
 
     # ------------------------------------------------------------------ live catalogue
     def grow(self, n_items: int) -> None:
@@ -128,6 +136,8 @@ class ItemFacts:
         self.return_rate = pad(self.return_rate, np.nan)
         self.poor_review_rate = pad(self.poor_review_rate, np.nan)
         self.late_rate = pad(self.late_rate, np.nan)
+        self.delivery_days = pad(self.delivery_days, np.nan)
+        self.late_risk = pad(self.late_risk, np.nan)
         if self.titles is not None:
             self.titles = pad(self.titles.astype(object), None)
         purchased = self.purchased.copy()

@@ -162,13 +162,15 @@ class Recommendations:
 # --------------------------------------------------------------------------- the pipeline
 def rule_stages(cfg) -> list[StageSpec]:
     """The health re-rankers that ``[rules]`` switches on by a word (``price_flags = "demote"``,
-    ``consumer_protection = "note"``), unless the scenario declares the same re-ranker in
-    ``[[rerankers]]`` with its own parameters (that one wins)."""
+    ``consumer_protection = "note"``; ``max_delivery_days = 15`` the delivery re-ranker), unless the
+    scenario declares the same re-ranker in ``[[rerankers]]`` with its own parameters (that one wins)."""
     declared = {s.name for s in cfg.rerankers}
     out = []
     for name, action in (("price_flags", cfg.rules.price_flags), ("consumer_protection", cfg.rules.consumer_protection)):
         if action != "off" and name not in declared:
             out.append(StageSpec(name=name, params={"action": action}))
+    if cfg.rules.max_delivery_days is not None and "delivery" not in declared:
+        out.append(StageSpec(name="delivery", params={"max_delivery_days": cfg.rules.max_delivery_days}))
     return out
 
 
@@ -254,6 +256,8 @@ class ScenarioPipeline:
         src = f"scenario {cfg.name!r}"
         self.policy_ = make_stage("mix_policy", cfg.policy, src)
         chain = [StageSpec(name="rules", params=cfg.rules.model_dump())] + rule_stages(cfg) + list(cfg.rerankers)
+        if cfg.fairness.method != "none":
+            chain.append(StageSpec(name="fair_exposure", params=cfg.fairness.model_dump()))
         if cfg.diversity.method == "mmr":
             chain.append(StageSpec(name="mmr", params=cfg.diversity.model_dump(exclude={"method"})))
         self.rerankers_ = [make_stage("reranker", s, src) for s in chain]

@@ -324,6 +324,12 @@ class ReRanker(Stage):
         under the stage's name. Default: none."""
         return {}
 
+    def request_notes(self, queries: "Queries", item_idx: np.ndarray) -> "list[dict[int, str]] | None":
+        """Notes that depend on the request ("arrives in about 3 days" to its region): per request of
+        ``queries``, item index → a note for the shown items ``item_idx`` (int (n, K), -1 padded),
+        shown among their reasons under the stage's name after any :meth:`item_notes`. Default: None."""
+        return None
+
 
 # --------------------------------------------------------------------------- registry
 class StageSpec(BaseModel):
@@ -357,11 +363,13 @@ BUILTIN: dict[tuple[str, str], str] = {
     ("fusion", "ranker"): "shoprec.scenarios.fusion.ranker:Ranker",
     ("reranker", "rules"): "shoprec.scenarios.rerank.rules:RulesReRanker",
     ("reranker", "mmr"): "shoprec.scenarios.rerank.mmr:MMRReRanker",
+    ("reranker", "fair_exposure"): "shoprec.scenarios.rerank.fairness:FairExposureReRanker",
     # marketplace health plugs in as a re-ranker (it imports scenarios)
     ("reranker", "price_flags"): "shoprec.health.stage:PriceFlagsReRanker",
     ("training_filter", "bots"): "shoprec.health.bots:BotFilter",
     ("training_filter", "fake_reviews"): "shoprec.health.reviews:FakeReviewsFilter",
     ("reranker", "consumer_protection"): "shoprec.health.protection:ProtectionReRanker",
+    ("reranker", "delivery"): "shoprec.scenarios.rerank.delivery:DeliveryReRanker",
 }
 _REGISTRY: dict[tuple[str, str], str | type[Stage]] = dict(BUILTIN)
 

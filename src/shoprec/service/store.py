@@ -180,6 +180,14 @@ class EventStore(ABC):
     def iter_documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any], float]]:
         """Every document of ``kind`` as (key, body, updated_at), in the order they were first stored."""
 
+    def erase_user(self, user_id: str) -> dict[str, int]:
+        """Delete, in one transaction, every event of ``user_id``, every impression of that user or of
+        a session its events named, and the policy snapshots (aggregates the user's rewards are part
+        of; the learners are rebuilt from the rows left). Durable before return, and the deleted
+        content no longer in the backend's files where the backend allows it (module docstring of
+        each backend). Returns ``{"events": n, "impressions": n, "sessions": n, "snapshots": n, "session_ids": [...]}``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot erase users")
+
     @abstractmethod
     def close(self) -> None: ...
 

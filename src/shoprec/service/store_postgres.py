@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
+import logging
 import re
 import threading
 import time
@@ -42,6 +43,8 @@ from .store import (EVENT_COLUMNS, AppendResult, EventRecord, EventStore, GroupC
                     ItemRecord, StoreError, _json)
 
 __all__ = ["PostgresStore"]
+
+log = logging.getLogger("shoprec.service")
 
 #: PostgreSQL type of each event column (besides seq)
 _EVENT_TYPES = {
@@ -295,6 +298,13 @@ class PostgresStore(EventStore):
             ).format(t("documents")),
             "iter_documents": sql.SQL("SELECT key, body, updated_at FROM {} WHERE kind = %s ORDER BY seq").format(
                 t("documents")),
+            "erase_sessions": sql.SQL("SELECT DISTINCT session_id FROM {} WHERE user_id = %s AND session_id IS NOT NULL"
+                                      ).format(t("events")),
+            "erase_events": sql.SQL("DELETE FROM {} WHERE user_id = %s").format(t("events")),
+            "erase_impressions": sql.SQL("DELETE FROM {} WHERE user_id = %s OR session_id = ANY(%s)").format(
+                t("impressions")),
+            "erase_snapshots": sql.SQL("DELETE FROM {} WHERE kind = 'policy_snapshot'").format(t("documents")),
+            "vacuum": [sql.SQL("VACUUM {}").format(t(x)) for x in ("events", "impressions", "documents")],
             "iter_impressions": sql.SQL(
                 "SELECT seq, request_id, created_at, scenario, model_version, user_id, session_id, items, context "
                 "FROM {} WHERE seq > %s ORDER BY seq LIMIT %s").format(t("impressions")),
@@ -428,6 +438,34 @@ class PostgresStore(EventStore):
     def iter_documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any], float]]:
         for key, body, updated in self._read(self._sql["iter_documents"], (kind,)):
             yield key, body, updated
+
+    # ------------------------------------------------------------------ erasure
+    def erase_user(self, user_id: str) -> dict[str, int]:
+        """As the interface says; then ``VACUUM`` of the three tables, so the space of the deleted
+        rows is reclaimed (PostgreSQL overwrites it as it reuses the pages; its own WAL segments and
+        base backups are the database operator's to expire)."""
+        q = self._sql
+
+        def job(w: _Writer) -> dict[str, int]:
+            c = w.lock()
+            sessions = [r[0] for r in c.execute(q["erase_sessions"], (user_id,)).fetchall()]
+            n_events = c.execute(q["erase_events"], (user_id,)).rowcount
+            n_imp = c.execute(q["erase_impressions"], (user_id, sessions)).rowcount
+            n_snap = c.execute(q["erase_snapshots"]).rowcount
+            return {"events": n_events, "impressions": n_imp, "sessions": len(sessions), "snapshots": n_snap,
+                    "session_ids": sessions}
+
+        got = self._write(job)
+        try:
+            conn = self._connect(autocommit=True)
+            try:
+                for stmt in q["vacuum"]:
+                    conn.execute(stmt)
+            finally:
+                conn.close()
+        except psycopg.Error as e:   # the rows are gone; only the space is not reclaimed yet
+            log.warning("VACUUM after an erasure failed (autovacuum will reclaim the space): %s", e)
+        return got
 
     # ------------------------------------------------------------------ lifecycle
     def _write(self, job: Any) -> Any:

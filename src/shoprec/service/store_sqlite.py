@@ -4,6 +4,9 @@ WAL journal and ``synchronous=FULL``: a write returns after its transaction is f
 thread (:class:`~shoprec.service.store.GroupCommitter`) groups concurrent writes into one
 transaction; readers use a connection per thread. The database file is created 0600 in a folder
 created 0700 (its ``-wal`` and ``-shm`` files get the same permissions from SQLite).
+Erasure (:meth:`SQLiteStore.erase_user`) deletes with ``secure_delete`` on (SQLite overwrites the
+deleted content with zeros) and then checkpoints and truncates the WAL, so the erased rows are in
+neither file afterwards.
 Registered under the scheme ``sqlite`` (``sqlite:///path/events.db``; a plain path means the same).
 """
 
@@ -92,6 +95,7 @@ class SQLiteStore(EventStore):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA secure_delete=ON")      # deleted rows are overwritten, not left in free space
         return conn
 
     def _connect_writer(self) -> sqlite3.Connection:
@@ -230,6 +234,36 @@ class SQLiteStore(EventStore):
                                       (kind,)).fetchall()
         for key, body, updated in rows:
             yield key, json.loads(body), updated
+
+    # ------------------------------------------------------------------ erasure
+    def erase_user(self, user_id: str) -> dict[str, int]:
+        def job(conn: sqlite3.Connection) -> dict[str, int]:
+            sessions = [r[0] for r in conn.execute(
+                "SELECT DISTINCT session_id FROM events WHERE user_id = ? AND session_id IS NOT NULL", (user_id,))]
+            n_events = conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
+            n_imp = conn.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,)).rowcount
+            for start in range(0, len(sessions), 500):
+                chunk = sessions[start:start + 500]
+                n_imp += conn.execute(f"DELETE FROM impressions WHERE session_id IN ({','.join('?' * len(chunk))})",
+                                      chunk).rowcount
+            n_snap = conn.execute("DELETE FROM documents WHERE kind = 'policy_snapshot'").rowcount
+            return {"events": n_events, "impressions": n_imp, "sessions": len(sessions), "snapshots": n_snap,
+                    "session_ids": sessions}
+
+        got = self._writer.run(job)
+        self._writer.run(self._truncate_wal)
+        return got
+
+    def _truncate_wal(self, conn: sqlite3.Connection) -> None:
+        """Copy the WAL into the database and truncate it (the erased rows' old pages live there)."""
+        conn.commit()
+        for _ in range(50):
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return
+            time.sleep(0.05)
+        raise StoreError(f"{self.path}: the WAL could not be truncated after an erasure (a reader held it "
+                         "for 2.5 s); erase again to retry")
 
     def close(self) -> None:
         self._writer.close()

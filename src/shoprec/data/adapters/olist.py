@@ -7,9 +7,11 @@ Files, found anywhere under the folder given (so ``../shared/data/olist`` with i
                                     price, freight_value                           (required)
     olist_orders_dataset.csv        order_id, customer_id, order_status, order_purchase_timestamp, …,
                                     order_delivered_customer_date, order_estimated_delivery_date
-    olist_customers_dataset.csv     customer_id, customer_unique_id, …   (also ``olistcustomerdataset.csv``)
+    olist_customers_dataset.csv     customer_id, customer_unique_id, customer_zip_code_prefix, …,
+                                    customer_state                      (also ``olistcustomerdataset.csv``)
     olist_order_reviews_dataset.csv review_id, order_id, review_score, …
     olist_products_dataset.csv      product_id, product_category_name, …
+    olist_sellers_dataset.csv       seller_id, seller_zip_code_prefix, seller_city, seller_state
     product_category_name_translation.csv   product_category_name, product_category_name_english
 
 Dates are read as Kaggle writes them (``2017-10-02 10:56:33``) or as the shared samples do
@@ -30,10 +32,14 @@ Skipped lines: ``missing_product``, ``missing_order``, ``bad_price`` (not a numb
 ``bad_timestamp`` (neither the order's time nor the shipping limit parses), ``duplicate_row``.
 
 Item table: ``category`` (English where the translation is given), ``seller`` (the seller of most of
-the product's lines), ``price`` (the median of its lines). ``data.meta["orders"]`` holds one row per
-order of the events: ``session_id`` (the order id), ``status``, ``delivered`` (unix seconds, NaN if
-not delivered), ``estimated`` (unix seconds), ``days_late`` (delivered − estimated, in days; NaN where
-either is missing): the delivery outcomes the consumer-protection signals read; and, with a reviews
+the product's lines), ``price`` (the median of its lines), and with a sellers file ``seller_state``
+(that seller's state, where the file names it). ``data.meta["orders"]`` holds one row per
+order of the events: ``session_id`` (the order id), ``status``, ``purchased`` (unix seconds of the
+purchase), ``delivered`` (unix seconds, NaN if not delivered), ``estimated`` (unix seconds),
+``days_late`` (delivered − estimated, in days; NaN where either is missing), and where the order's
+customer is in the customers file ``customer_state`` and ``customer_zip_prefix`` (else missing): the
+delivery outcomes the consumer-protection signals and the delivery estimates
+(:mod:`shoprec.scenarios.delivery`) read; and, with a reviews
 file, ``data.meta["reviews"]``: ``review_id``, ``session_id`` (the order), ``score``, ``created``
 (unix seconds), ``text`` (title and message), what the ``fake_reviews`` training filter judges.
 
@@ -57,7 +63,7 @@ __all__ = ["load_olist", "parse_olist_dates"]
 _FILES = {"items": ("olist_order_items_dataset.csv",), "orders": ("olist_orders_dataset.csv",),
           "customers": ("olist_customers_dataset.csv", "olistcustomerdataset.csv"),
           "reviews": ("olist_order_reviews_dataset.csv",), "products": ("olist_products_dataset.csv",),
-          "translation": ("product_category_name_translation.csv",)}
+          "translation": ("product_category_name_translation.csv",), "sellers": ("olist_sellers_dataset.csv",)}
 
 _CANCELLED = ("canceled", "unavailable")
 
@@ -145,6 +151,7 @@ def load_olist(folder: str | Path, *, name: str | None = None) -> tuple:
     # users: the person behind the order where the customers file names them
     cust = orders["customer_id"].reindex(oid).reset_index(drop=True) if orders is not None else pd.Series([None] * len(items))
     user = cust.astype(object).copy()
+    customers = None
     if paths["customers"] is not None and orders is not None:
         customers = _read(paths["customers"], ("customer_id", "customer_unique_id"))
         report.related.append(LoadReport(str(paths["customers"]), rows_read=len(customers), rows_kept=len(customers)))
@@ -220,6 +227,11 @@ def load_olist(folder: str | Path, *, name: str | None = None) -> tuple:
             tr = _read(paths["translation"], ("product_category_name", "product_category_name_english"))
             cat = cat.map(tr.set_index("product_category_name")["product_category_name_english"]).fillna(cat)
         table["category"] = cat.reindex(table.index)
+    if paths["sellers"] is not None:
+        sellers = _read(paths["sellers"], ("seller_id", "seller_state"))
+        report.related.append(LoadReport(str(paths["sellers"]), rows_read=len(sellers), rows_kept=len(sellers)))
+        state = sellers.drop_duplicates("seller_id").set_index("seller_id")["seller_state"].str.strip()
+        table["seller_state"] = table["seller"].map(state)
     table = table.reset_index()
 
     meta: dict[str, object] = {"source": str(root), "format": "olist"}
@@ -232,5 +244,14 @@ def load_olist(folder: str | Path, *, name: str | None = None) -> tuple:
         meta["orders"] = pd.DataFrame({"session_id": o.index.astype(str), "status": o["order_status"].fillna("").to_numpy(),
                                        "delivered": delivered, "estimated": estimated,
                                        "days_late": (np.asarray(delivered) - np.asarray(estimated)) / 86_400.0})
+        meta["orders"]["purchased"] = parse_olist_dates(o["order_purchase_timestamp"])
+        where = pd.DataFrame(index=o["customer_id"])
+        if customers is not None:
+            c = customers.drop_duplicates("customer_id").set_index("customer_id")
+            for col, name in (("customer_state", "customer_state"), ("customer_zip_code_prefix", "customer_zip_prefix")):
+                if col in c.columns:
+                    where[name] = c[col].str.strip().reindex(where.index).to_numpy(object)
+        for name in ("customer_state", "customer_zip_prefix"):
+            meta["orders"][name] = where[name].to_numpy(object) if name in where.columns else None
     data = frame_to_shopdata(frame, name=name or "olist", item_table=table, meta=meta)
     return data, report

@@ -8,7 +8,8 @@ requests, and the ranker learns which of them the user took. Features:
 * agreement: how many strategies proposed the item, the weighted and the RRF fusion scores;
 * item: popularity (log users), trend (7-day decay), days since its last and first event, log price,
   and what buyers said after buying (:mod:`shoprec.scenarios.complaints`: return, poor-review and
-  late-delivery rates, each shrunk toward the item's seller);
+  late-delivery rates, each shrunk toward the item's seller), and its expected delivery days and late
+  risk to a shopper of unknown region (:mod:`shoprec.scenarios.delivery`: the seller's overall);
 * request × item: the share of the request's history in the item's category (user-category
   affinity), the item's price relative to the basket's mean price, and the item's similarity to the
   request's most recent item, to its whole history and to its basket (cosines of co-occurrence
@@ -34,7 +35,7 @@ from .pairs import Pairs, top_mask
 FEATURES_COMMON = ["n_sources", "weighted", "rrf", "log_popularity", "trend", "days_since_last",
                    "days_since_first", "log_price", "category_affinity", "price_vs_basket",
                    "log_history", "known_user", "basket_size", "session_length",
-                   "return_rate", "poor_review_rate", "late_rate"]
+                   "return_rate", "poor_review_rate", "late_rate", "delivery_days", "late_risk"]
 FEATURES_SIMILARITY = ["sim_recent", "sim_history", "sim_basket"]
 
 #: dimensions of the co-occurrence embedding behind the similarity features
@@ -163,6 +164,7 @@ def features(env: StageEnv, pairs: Pairs, queries: Queries, similarity: bool = T
         np.log1p(hist_len[r]), (queries.user_idx[r] >= 0).astype(np.float32), b_len[r],
         queries.items.lengths[r].astype(np.float32),
         facts.return_rate[it], facts.poor_review_rate[it], facts.late_rate[it],
+        facts.delivery_days[it], facts.late_risk[it],
     ])
     parts = [pairs.norm, pairs.rank, pairs.raw, common]
     if similarity:

@@ -44,6 +44,9 @@ class RulesConfig(StageConfig):
     consumer_protection: Literal["off", "note", "demote", "hold"] = Field(
         default="off", description="Items often returned, poorly reviewed, late, or at counterfeit risk "
                                    "(shoprec.health.protection): note the reason, demote, hold back; off: not judged.")
+    max_delivery_days: float | None = Field(
+        default=None, gt=0, description="Never show items expected to take longer than this to the request's region "
+                                        "(the delivery re-ranker, rerank/delivery.py, with its notes); None: not judged.")
 
 
 class RulesReRanker(ReRanker):
