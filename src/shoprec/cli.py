@@ -287,6 +287,7 @@ def demo(
     from .data.adapters import load_online_retail
     from .demo_data import DEMO_CREDIT, DEMO_PATH
     from .exceptions import ShoprecError
+    from .privacy import pseudonymize_data
     from .strategies import STRATEGIES
 
     names = [x.strip() for x in strategies.split(",") if x.strip()] if strategies else list(DEMO_STRATEGIES)
@@ -301,6 +302,8 @@ def demo(
         with progress.step("loading the demo shop"):
             data, report = load_online_retail(DEMO_PATH)
         _print_report((data, report), examples=1)
+        pz = _demo_id_key(home)
+        data = pseudonymize_data(data, pz)          # as the service stores them (shoprec.privacy)
         if evaluate:
             _demo_evaluation(data, report, home, names, ks, json_out, reevaluate)
         models = home / "models"
@@ -308,7 +311,7 @@ def demo(
         if path is None:
             _plain("\nTraining every scenario on the demo shop:" if scenarios is None else
                    f"\nTraining {', '.join(c.name for c in cfgs)} on the demo shop:", style="bold")
-            path = _train(data, models, cfgs, store=None)
+            path = _train(data, models, cfgs, store=None, pseudonymizer=pz)
         from .scenarios import Recommender
 
         with progress.step(f"loading the model {path.name}"):
@@ -321,6 +324,9 @@ def demo(
         if scenario in rec.configs:
             print_response(rec.recommend(scenario, ctx), ctx)
     if serve:
+        import os
+
+        os.environ.setdefault("SHOPREC_REFIT_DATA", "demo")   # an erasure refits the demo's models
         _serve(models, store=f"sqlite:///{(home / 'events.db').resolve()}", host=host, port=port, workers=1,
                api_key=None, public_key=None, state_bus=None, key_file=home / "api_key")
 
@@ -435,12 +441,29 @@ def _scenario_configs(scenarios: str | None, fast: bool):
     return cfgs
 
 
-def _train(data, models: Path, scenarios, store):
+def _demo_id_key(home: Path):
+    """The demo's user-id key: ``SHOPREC_ID_KEY`` if set, else the one saved in ``home/id_key`` (made up
+    and saved 0600 on the first run); exported so the service and its refits use the same."""
+    import os
+
+    from .privacy import ID_KEY_ENV, Pseudonymizer
+    from .service.files import write_private
+    from .service.settings import new_api_key
+
+    if not os.environ.get(ID_KEY_ENV):
+        f = home / "id_key"
+        if not f.is_file():
+            write_private(f, new_api_key() + "\n")
+        os.environ[ID_KEY_ENV] = f.read_text().strip()
+    return Pseudonymizer.from_env()
+
+
+def _train(data, models: Path, scenarios, store, pseudonymizer="env"):
     """Fit ``scenarios`` and write the model; each scenario's and strategy's fit shows as a progress
     step (see shoprec.progress)."""
     from .service.training import train as train_model
 
-    path = train_model(data, models, scenarios=list(scenarios), store=store)
+    path = train_model(data, models, scenarios=list(scenarios), store=store, pseudonymizer=pseudonymizer)
     _plain(f"wrote model {path.name} to {models} (CURRENT)")
     return path
 
@@ -647,7 +670,7 @@ def _load_shop(spec: str | None):
     from .data.adapters import load, load_online_retail
     from .demo_data import DEMO_PATH
 
-    if spec is None:
+    if spec is None or spec == "demo":
         return load_online_retail(DEMO_PATH)[0]
     loaded = load(spec)
     return loaded[0] if isinstance(loaded, tuple) else loaded
@@ -732,3 +755,4 @@ def main(ctx: typer.Context,
 from . import cli_online  # noqa: E402,F401  (registers ope and the other online-learning commands)
 from . import cli_health  # noqa: E402,F401  (registers shoprec health …)
 from . import cli_logistics  # noqa: E402,F401  (registers shoprec logistics …)
+from . import cli_privacy  # noqa: E402,F401  (registers shoprec erase, shoprec privacy …)

@@ -170,3 +170,15 @@ def test_open_bus():
     assert not open_bus(None).shared
     with pytest.raises(ConfigError, match="unknown state bus URL 'bogus://'"):
         open_bus("bogus://")
+
+
+def test_forget_deletes_the_entries_naming_an_erased_user(make_bus):
+    bus = make_bus()
+    for i in range(1500):                       # more than one XRANGE page
+        bus.publish("events", [{"event_id": f"e{i}", "user_id": "p:gone" if i % 7 == 0 else "p:stays"}])
+    bus.publish("erasure", [{"user_id": "p:gone"}])
+    assert bus.forget("p:gone", except_kind="erasure") == len(range(0, 1500, 7))
+    left = bus._client.xrange(bus.stream)
+    assert len(left) == 1500 - len(range(0, 1500, 7)) + 1
+    assert bus.forget("p:gone") == 1              # the erasure itself, later
+    assert not any(b"p:gone" in f[b"payload"] for _, f in bus._client.xrange(bus.stream))

@@ -27,6 +27,8 @@ import logging
 import os
 import queue
 import re
+import subprocess
+import sys
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -119,16 +121,27 @@ class ImpressionWriter:
     def add(self, rows: list[ImpressionRecord]) -> None:
         self._q.put(rows)
 
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every impression added before this call is written (an erasure must not be
+        followed by a queued impression of the erased user)."""
+        done = threading.Event()
+        self._q.put(done)
+        return done.wait(timeout)
+
     def _run(self) -> None:
         done = False
         while not done:
             rows: list[ImpressionRecord] = []
+            flushed: list[threading.Event] = []
             first = self._q.get()
             if first is None:
                 break
-            rows.extend(first)
+            if isinstance(first, threading.Event):
+                flushed.append(first)
+            else:
+                rows.extend(first)
             deadline = time.monotonic() + self.max_wait
-            while len(rows) < self.max_rows:
+            while len(rows) < self.max_rows and not flushed:
                 try:
                     nxt = self._q.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
@@ -136,20 +149,29 @@ class ImpressionWriter:
                 if nxt is None:
                     done = True
                     break
+                if isinstance(nxt, threading.Event):
+                    flushed.append(nxt)
+                    break
                 rows.extend(nxt)
+            if rows:
+                self._write(rows)
+            for ev in flushed:
+                ev.set()
+
+    def _write(self, rows: list[ImpressionRecord]) -> None:
+        try:
+            self.store.append_impressions(rows)
+            self.written += len(rows)
+            self.metrics.impressions.inc(len(rows))
+        except Exception:  # noqa: BLE001 - logged and counted, never fails a response
+            self.failed += len(rows)
+            self.metrics.errors.labels(kind="impression_log").inc()
+            log.exception("could not log %d impressions", len(rows))
+        if self.on_written is not None:
             try:
-                self.store.append_impressions(rows)
-                self.written += len(rows)
-                self.metrics.impressions.inc(len(rows))
-            except Exception:  # noqa: BLE001 - logged and counted, never fails a response
-                self.failed += len(rows)
-                self.metrics.errors.labels(kind="impression_log").inc()
-                log.exception("could not log %d impressions", len(rows))
-            if self.on_written is not None:
-                try:
-                    self.on_written(rows)
-                except Exception:  # noqa: BLE001 - the writer must go on
-                    log.exception("after logging %d impressions", len(rows))
+                self.on_written(rows)
+            except Exception:  # noqa: BLE001 - the writer must go on
+                log.exception("after logging %d impressions", len(rows))
 
     def close(self) -> None:
         self._q.put(None)
@@ -181,6 +203,10 @@ class Service:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.router: ExperimentRouter | None = None
+        from ..privacy.pseudonym import Pseudonymizer
+
+        self.pz = Pseudonymizer(settings.id_key) if settings.id_key else None
+        self.refit: subprocess.Popen | None = None
         key = settings.experiment_key or hmac.new(settings.api_key.encode(), b"shoprec experiments",
                                                   "sha256").hexdigest()
         self._experiment_key = key
@@ -217,8 +243,10 @@ class Service:
         s = self.settings
         self.model_path = resolve_model(s.model)
         self.manifest = read_manifest(self.model_path)
+        self._check_id_key(self.manifest)
         rec = Recommender.load(self.model_path)
         self.store = open_store(s.store)
+        self._forget_erased(rec)
         self.bus = open_bus(s.state_bus, max_len=s.bus_max_len, max_age_seconds=s.bus_max_age_seconds)
         self.impressions = ImpressionWriter(self.store, self.metrics, on_written=self._share_answers)
         self.load_experiments()
@@ -239,6 +267,87 @@ class Service:
             self._watcher = threading.Thread(target=self._watch, name="model-watcher", daemon=True)
             self._watcher.start()
         log.info("serving model %s (%s) with store %s", self.engine.version, self.model_path, self.store.url)
+
+    # ------------------------------------------------------------------ privacy
+    def _check_id_key(self, manifest: dict[str, Any]) -> None:
+        """A model trained under another id key (or without one) would match no user: refused."""
+        trained = manifest.get("meta", {}).get("id_key")
+        mine = self.pz.key_id if self.pz is not None else None
+        if trained != mine:
+            raise ConfigError(
+                f"the model {manifest.get('version')} was trained with user ids "
+                f"{'pseudonymised under key ' + trained if trained else 'as given'}, but this service "
+                f"{'pseudonymises them under key ' + mine if mine else 'has no id key (SHOPREC_ID_KEY)'}; "
+                "train again with the same SHOPREC_ID_KEY as the service's")
+
+    def _forget_erased(self, rec: Recommender) -> None:
+        """Users erased after this model was fitted are served without their history."""
+        from .erasure import suppressed_mask, suppression_tokens
+
+        tokens = suppression_tokens(self.store)
+        if tokens:
+            ids = rec.data_.users.external_ids
+            gone = ids[suppressed_mask(ids, tokens, self.pz)]
+            if len(gone):
+                rec.forget_users(gone.tolist())
+                log.info("%d erased user(s) of the model served as new visitors until the next fit", len(gone))
+
+    def private(self, context: Any) -> Any:
+        """The request with its user id pseudonymised (when the service has an id key)."""
+        if self.pz is None or context.user_id is None:
+            return context
+        return context.model_copy(update={"user_id": self.pz.pseudo(context.user_id)})
+
+    def erase(self, user_id: str) -> dict[str, Any]:
+        """Erase a user from everything this service keeps (shoprec.service.erasure; blocking: run it
+        off the event loop). Raises UnknownUser when nothing is known of the id."""
+        from .erasure import erase_from_store, keep_record, stored_id
+
+        sid = stored_id(user_id, self.pz)
+        eng = self.engine
+        known = bool(eng.rec.data_.users.to_index([sid], missing=-1)[0] >= 0) and sid not in eng.rec.forgotten_
+        if self.impressions is not None:
+            self.impressions.flush()
+        record, sid, sessions = erase_from_store(user_id, self.store, self.pz, known_to_model=known)
+        eng.submit("call", lambda engine: engine.forget(sid, sessions)).result(timeout=120)
+        record.steps.append("live state, basket, bot-guard visits and the served model's copy of the user forgotten; "
+                            "mix-policy learners rebuilt from the store")
+        if self.bus is not None and self.bus.shared:
+            self.bus.publish("erasure", [{"user_id": sid, "sessions": sessions}])
+            record.bus_entries = self.bus.forget(sid, except_kind="erasure")
+            timer = threading.Timer(10.0, self._forget_on_bus, args=(sid,))
+            timer.daemon = True
+            timer.start()
+            record.steps.append("state bus: entries naming the user deleted; the erasure itself deleted in 10 s")
+        if self.settings.refit_data:
+            record.models = "refit started: the next model is fitted without the user; older versions are deleted"
+            self._start_refit()
+        else:
+            record.models = ("stale: factors and counts of the user stay in the model files until the next "
+                             "`shoprec train --store …` (which leaves them out and deletes older versions)")
+        keep_record(self.store, record)
+        self.metrics.erasures.inc()
+        return record.as_dict()
+
+    def _forget_on_bus(self, sid: str) -> None:
+        try:
+            self.bus.forget(sid)
+        except Exception:  # noqa: BLE001 - bounded history: the entry ages out anyway
+            log.exception("could not delete an erasure from the state bus")
+
+    def _start_refit(self) -> None:
+        """``shoprec train`` on the shop's data and the store, in its own process (the watcher swaps)."""
+        if self.refit is not None and self.refit.poll() is None:
+            return                      # one refit at a time; it reads the store when it starts loading
+        models = Path(self.settings.model)
+        models = models.parent if (models / "manifest.json").is_file() else models
+        cmd = [sys.executable, "-m", "shoprec", "train", "--data", self.settings.refit_data, "--store",
+               self.settings.store, "--out", str(models)]
+        env = dict(os.environ)
+        if self.settings.id_key:
+            env["SHOPREC_ID_KEY"] = self.settings.id_key
+        self.refit = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log.info("refit after an erasure started (pid %d)", self.refit.pid)
 
     def stop(self) -> None:
         self._stop.set()
@@ -303,6 +412,9 @@ class Service:
             self.engine.submit("call", lambda engine: engine.learn_answers(records))
         elif kind == "experiments":
             self.load_experiments()
+        elif kind == "erasure":
+            for r in records:
+                self.engine.submit("call", lambda engine, r=r: engine.forget(r["user_id"], r.get("sessions", [])))
 
     # ------------------------------------------------------------------ models
     def _watch(self) -> None:
@@ -321,7 +433,9 @@ class Service:
         with self._reload_lock:
             target = resolve_model(path if path is not None else self.settings.model)
             manifest = read_manifest(target)
+            self._check_id_key(manifest)
             rec = Recommender.load(target)
+            self._forget_erased(rec)
             prepared = self.engine.prepare(rec, manifest)
             version = self.engine.submit("call", Engine.swap(prepared)).result(timeout=600)
             self.model_path, self.manifest = target, manifest
@@ -531,6 +645,7 @@ class FastRecommend:
             context = RecommendationRequest.model_validate_json(body)
         except (ValidationError, ValueError):
             return None
+        context = self.service.private(context)
         routed = self.service.route(scenario, context)
         served = routed["scenario"]
         payload = {"context": context, "session_id": context.session_id, "request_id": request_id or new_id(),
@@ -728,6 +843,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             service.metrics.errors.labels(kind="unknown_scenario").inc()
             return _error(404, "unknown_scenario", f"no scenario {scenario!r}",
                           f"this model serves: {', '.join(sorted(eng.rec.pipelines))}")
+        body = service.private(body)
         routed = service.route(scenario, body)
         served = routed["scenario"]
         payload = {"context": body, "session_id": body.session_id, "request_id": x_request_id or new_id(),
@@ -771,7 +887,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                               "(this service runs with unknown_items = refuse)")
         now = time.time()
         records = [EventRecord(event_id=e.event_id or EventRecord.new_id(), item_id=e.item_id, behaviour=e.behaviour,
-                               timestamp=e.unix_time(now), received_at=now, user_id=e.user_id,
+                               timestamp=e.unix_time(now), received_at=now,
+                               user_id=e.user_id if service.pz is None or e.user_id is None else service.pz.pseudo(e.user_id),
                                session_id=e.session_id, quantity=e.quantity, price=e.price,
                                request_id=e.request_id, position=e.position, scenario=e.scenario,
                                country=e.country, device=e.device) for e in body.events]
@@ -861,6 +978,29 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             {"item_id": r.item_id, "kinds": r.kinds.split(","), "return_rate": float(r.return_rate),
              "poor_review_rate": float(r.poor_review_rate), "late_rate": float(r.late_rate), "reason": r.reason}
             for r in cur.itertuples()]}
+
+    # ------------------------------------------------------------------ privacy
+    @app.delete("/v1/users/{user_id}", dependencies=[Depends(need("admin"))], tags=["privacy"],
+                responses={404: {"model": ErrorBody}, **limited})
+    async def erase_user(user_id: Annotated[str, PathParam(min_length=1, max_length=256, pattern=ID_PATTERN)]):
+        """Erase a user: their events, impressions, live session and basket, policy traces, their bus
+        entries and the served model's copy of them, at once; the models' factors and counts at the
+        next fit (started here when the service has ``refit_data``). Returns the audit record kept
+        (which holds no id)."""
+        from .erasure import UnknownUser
+
+        engine()
+        try:
+            return await run_in_threadpool(service.erase, user_id)
+        except UnknownUser as e:
+            return _error(404, "unknown_user", str(e), "check the id; an erased user is unknown afterwards")
+
+    @app.get("/v1/admin/erasures", dependencies=[Depends(need("admin"))], tags=["privacy"], responses=limited)
+    async def erasures():
+        """The audit records of the erasures (no ids)."""
+        from .erasure import AUDIT_KIND
+
+        return {"erasures": [body for _, body, _ in service.store.iter_documents(AUDIT_KIND)]}
 
     @app.get("/v1/items/{item_id}", response_model=ItemOutFull, dependencies=[Depends(need("read"))],
              tags=["items"], responses={404: {"model": ErrorBody}})

@@ -47,6 +47,12 @@ class EventBus(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def forget(self, needle: str, *, except_kind: str | None = None) -> int:
+        """Delete from the bus's history every entry whose payload contains ``needle`` (an erased
+        user's id), except those of kind ``except_kind``; returns how many. A bus without a history
+        has nothing to delete."""
+        return 0
+
     @property
     def shared(self) -> bool:
         """Whether other processes can be reached through this bus."""

@@ -116,6 +116,28 @@ class RedisBus(EventBus):
         except redis.RedisError as e:
             raise BusError(f"cannot publish to the state bus at {self.url} (stream {self.stream!r}): {e}") from None
 
+    def forget(self, needle: str, *, except_kind: str | None = None) -> int:
+        """``XRANGE`` over the whole (bounded) stream, ``XDEL`` of the entries naming ``needle``. Where
+        Redis persists (RDB / AOF), the deleted entries leave its files at the next save / rewrite."""
+        target = needle.encode()
+        skip = except_kind.encode() if except_kind else None
+        start, removed = "-", 0
+        try:
+            while True:
+                entries = self._client.xrange(self.stream, min=start, max="+", count=1000)
+                if not entries:
+                    return removed
+                doomed = [eid for eid, f in entries if target in f.get(b"payload", b"") and f.get(b"kind") != skip]
+                if doomed:
+                    removed += int(self._client.xdel(self.stream, *doomed))
+                last = entries[-1][0].decode()
+                ms, seq = last.split("-")
+                start = f"{ms}-{int(seq) + 1}"
+                if len(entries) < 1000:
+                    return removed
+        except redis.RedisError as e:
+            raise BusError(f"cannot erase from the state bus at {self.url} (stream {self.stream!r}): {e}") from None
+
     def start(self, handler: Handler) -> None:
         if self._thread is not None:
             raise BusError("the bus is already started")

@@ -290,6 +290,23 @@ class Engine:
             probs = policy.posterior_probabilities()
         return learner.summary(probs)
 
+    def forget(self, user_id: str, sessions: Sequence[str] = ()) -> dict[str, int]:
+        """An erased user (engine thread): their live state by user and by session, the bot guard's
+        visits of the same keys, the served model's copy (served as a new visitor from now on), and
+        the learners rebuilt from what the store still holds."""
+        keys = [visitor_key(user_id, None)] + [visitor_key(None, s) for s in sessions]
+        dropped = sum(self.state.visitors.pop(k, None) is not None for k in keys)
+        if self.guard is not None:
+            for k in [user_id, *sessions]:
+                self.guard.visits.pop(str(k), None)
+        known = self.rec.forget_users([user_id])
+        if self.learners and self.store is not None:
+            from ..online.snapshot import restore_all
+
+            self.learners = self._make_learners(self.rec)
+            restore_all(self.learners.values(), self.store)
+        return {"visitors": int(dropped), "model_users": known}
+
     @staticmethod
     def warm_up(rec: Recommender) -> None:
         """One request per scenario before serving, so lazily built structures are not built on a

@@ -36,6 +36,7 @@ class Metrics:
         self.http = Counter("shoprec_http_responses_total", "HTTP responses by route and status",
                             ["route", "status"], registry=r)
         self.model = Gauge("shoprec_model_info", "The model version served", ["version"], registry=r)
+        self.erasures = Counter("shoprec_erasures_total", "Users erased (DELETE /v1/users/{id})", registry=r)
         self.swaps = Counter("shoprec_model_swaps_total", "Model versions swapped in", registry=r)
 
     def set_model(self, version: str) -> None:

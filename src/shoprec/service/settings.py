@@ -72,6 +72,14 @@ class ServiceSettings(BaseModel):
         default=None, min_length=16, description="The secret that assigns visitors to A/B variants (a keyed hash); "
                                                  "default: derived from the API key (set it to keep assignments "
                                                  "when the API key rotates).")
+    id_key: str | None = Field(
+        default=None, min_length=16, description="The secret of the user-id pseudonyms (HMAC-SHA256): every user id "
+                                                 "is stored, logged and learned from as its pseudonym "
+                                                 "(shoprec.privacy.pseudonym); none: ids are stored as given.")
+    refit_data: str | None = Field(
+        default=None, description="The shop's training data (FORMAT:PATH, or demo): after an erasure the service "
+                                  "starts `shoprec train` on it and the store, so the models forget the user; "
+                                  "none: the models stay stale until the next scheduled training.")
     bus_max_len: int | None = Field(default=100_000, ge=1,
                                     description="Changes the state bus keeps (about); none = no bound.")
     bus_max_age_seconds: float | None = Field(default=None, gt=0,

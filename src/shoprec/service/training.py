@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -82,18 +82,73 @@ def with_store(data: ShopData, store: EventStore) -> tuple[ShopData, int, int]:
     return merged, last_seq, last_item_seq
 
 
+def without_users(data: ShopData, drop: np.ndarray) -> ShopData:
+    """``data`` without the users of the bool mask ``drop`` (over its users): their events and their
+    ids are gone (the id map is rebuilt), everything else kept."""
+    if not drop.any():
+        return data
+    frame = events_frame(data)
+    keep_users = ~drop
+    frame = frame[keep_users[data.events["user_idx"].to_numpy()]]
+    table = None
+    if data.item_table is not None:
+        table = data.item_table.copy()
+        table.index = pd.Index(data.items.external_ids.astype(str), name="item_id")
+    users = None
+    if data.user_table is not None:
+        users = data.user_table.copy()
+        users.index = pd.Index(data.users.external_ids.astype(str), name="user_id")
+        users = users[keep_users]
+    meta = dict(data.meta or {})
+    return frame_to_shopdata(frame.reset_index(drop=True), name=data.name, item_table=table, user_table=users,
+                             meta=meta)
+
+
 def train(data: ShopData, models_dir: Path, *, scenarios: Iterable[str | Path | ScenarioConfig] | None = None,
           store: EventStore | None = None, progress: Callable[[str, float], None] | None = None,
-          publish: bool = True) -> Path:
+          publish: bool = True, pseudonymizer: Any = "env") -> Path:
     """Fit every scenario (or ``scenarios``) on ``data`` (plus the store's contents) and write the
     model into ``models_dir/<version>``; with ``publish``, make it the folder's CURRENT version. What it
-    creates is owner-only (0700 folders, 0600 files)."""
+    creates is owner-only (0700 folders, 0600 files).
+
+    Privacy: the user ids of ``data`` are pseudonymised with ``pseudonymizer`` (default: the key of
+    ``SHOPREC_ID_KEY``, if set; the store's are already); users erased from the store (its
+    suppression tokens) are left out; after publishing, every older model version made before the
+    last erasure is deleted (it holds the erased user). An erasure that arrives while fitting makes
+    it fit again (at most twice more)."""
+    from ..privacy.pseudonym import Pseudonymizer, pseudonymize_data
+
+    pz = Pseudonymizer.from_env() if pseudonymizer == "env" else pseudonymizer
+    if pz is not None and not (data.meta or {}).get("pseudonymized"):
+        data = pseudonymize_data(data, pz)
+    for _ in range(3):
+        read_at = time.time()
+        target = _train_once(data, models_dir, scenarios, store, progress, publish, pz, read_at)
+        if store is None:
+            return target
+        from .erasure import last_erasure_time, prune_versions
+
+        last = last_erasure_time(store)
+        if last and publish:
+            prune_versions(models_dir, target, before=max(last, 0.0) + 1e-6)
+        if last < read_at:
+            return target
+    return target
+
+
+def _train_once(data, models_dir, scenarios, store, progress, publish, pz, read_at) -> Path:
     from .app import publish_model
 
-    meta: dict[str, object] = {"trained_through_seq": 0, "trained_through_item_seq": 0}
+    meta: dict[str, object] = {"trained_through_seq": 0, "trained_through_item_seq": 0,
+                               "id_key": pz.key_id if pz is not None else None, "trained_at": read_at}
     if store is not None:
+        from .erasure import suppressed_mask, suppression_tokens
+
         data, meta["trained_through_seq"], meta["trained_through_item_seq"] = with_store(data, store)
         meta["store"] = store.url
+        drop = suppressed_mask(data.users.external_ids, suppression_tokens(store), pz)
+        data = without_users(data, drop)
+        meta["users_erased_left_out"] = int(drop.sum())
     start = time.perf_counter()
     rec = Recommender(scenarios).fit(data, progress=progress)
     meta["fit_seconds"] = round(time.perf_counter() - start, 2)

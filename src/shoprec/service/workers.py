@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 SETTINGS_ENV = "SHOPREC_SETTINGS_FILE"
 PARENT_ENV = "SHOPREC_PARENT_PID"
 #: settings that must not reach the workers' environment (they read them from the file)
-SECRET_ENV = ("SHOPREC_API_KEY", "SHOPREC_PUBLIC_KEY", "SHOPREC_API_KEY_FILE")
+SECRET_ENV = ("SHOPREC_API_KEY", "SHOPREC_PUBLIC_KEY", "SHOPREC_API_KEY_FILE", "SHOPREC_ID_KEY")
 PR_SET_PDEATHSIG = 1
 CHECK_SECONDS = 0.5
 PREFIX = "shoprec-serve-"
