@@ -69,10 +69,13 @@ def results_table(results, ks, title: str) -> Table:
     k = max(ks)
     cols = [f"{m}@{kk}" for kk in ks for m in ("recall", "ndcg")] + [f"hr@{k}", f"mrr@{k}", "auc"]
     extra = [f"coverage@{k}", f"novelty@{k}"]
+    if any(f"exposure_gini@{k}" in r.metrics for r in results):   # the exposure audit (seller / brand / category)
+        extra += [f"exposure_gini@{k}", f"small_group_share@{k}"]
     table = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("strategy", style="bold")
     for c in cols + extra:
-        table.add_column(c.replace("coverage", "cov").replace("novelty", "nov"), justify="right")
+        table.add_column(c.replace("coverage", "cov").replace("novelty", "nov").replace("exposure_gini", "exp gini")
+                         .replace("small_group_share", "small grp"), justify="right")
     for c in ("fit s", "rank s", "GiB"):
         table.add_column(c, justify="right")
     best = {c: max((r.metrics.get(c, float("nan")) for r in results),
@@ -108,7 +111,7 @@ def evaluation_payload(task, ks, results, failures) -> dict:
 
 def run_evaluation(loaded, *, strategies: list[str], ks: tuple[int, ...], split: str,
                    params: dict[str, dict[str, Any]], sequential: bool, json_path: Optional[Path],
-                   title: str, task=None, why: str | None = None):
+                   title: str, task=None, why: str | None = None, exposure_by: str | None = None):
     """Evaluate ``strategies`` on ``loaded`` (or on ``task`` when given) and print a line per strategy,
     then the table. A strategy that fails is reported (its name and error) and the others go on.
     Returns ``(results, failures, payload)``; ``payload`` is what ``--json`` holds."""
@@ -118,6 +121,11 @@ def run_evaluation(loaded, *, strategies: list[str], ks: tuple[int, ...], split:
     if task is None:
         with progress.step("building the evaluation task"):
             task = make_task(loaded, split, sequential=sequential)
+    if exposure_by:
+        from .evaluation.evaluator import exposure_column
+
+        task.meta["exposure_by"] = exposure_by
+        exposure_column(task)                      # a column the catalogue lacks: a clear error now
     _plain(f"{task.name}: {task.train.n_users:,} users, {task.train.n_items:,} items, "
            f"{task.train.n_events:,} training events, {task.n_queries:,} test queries", style="bold")
     _plain(f"protocol: {task.protocol}")
@@ -196,10 +204,15 @@ def evaluate(
     param: Annotated[Optional[list[str]], typer.Option(help="STRATEGY.FIELD=VALUE, repeatable.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the numbers to this file.")] = None,
     strict: Annotated[bool, typer.Option(help="Any skipped input row is an error.")] = False,
+    exposure_by: Annotated[Optional[str], typer.Option(
+        "--exposure-by", help="Item column of the exposure audit (default: seller, brand or category, the "
+                              "first the catalogue has).")] = None,
 ) -> None:
     """Fit each strategy on a dataset and print full-ranking metrics, fit time and peak memory.
 
-    Recall, NDCG, HR and MRR at each K, AUC, coverage and novelty. A strategy that fails is reported
+    Recall, NDCG, HR and MRR at each K, AUC, coverage and novelty; where items have sellers, brands
+    or categories, the exposure audit: the Gini of position-weighted exposure over the groups and the
+    share reaching small or new groups (shoprec.evaluation.exposure). A strategy that fails is reported
     (its name and error) and the others still run; the exit code is then 1."""
     from .data.adapters import load
     from .exceptions import ShoprecError
@@ -224,7 +237,8 @@ def evaluate(
             names, defaults, why = default_strategies(loaded, sequential=fmt in ("sasrec",))
             params = {**{n: p for n, p in defaults.items() if n in names}, **params}
         _, failures, _ = run_evaluation(loaded, strategies=names, ks=ks, split=split, params=params,
-                                        sequential=fmt in ("sasrec",), json_path=json_out, title=data, why=why)
+                                        sequential=fmt in ("sasrec",), json_path=json_out, title=data, why=why,
+                                        exposure_by=exposure_by)
     except (ShoprecError, OSError, ValueError) as e:  # bad input: a message, not a traceback
         _error(e)
         raise typer.Exit(2) from None

@@ -94,3 +94,10 @@ def test_real_olist_sample():
     orders = data.meta["orders"]
     assert 800 < len(orders) < 1_000 and orders["days_late"].notna().sum() > 800
     assert 500 < int(np.isfinite(data.events["rating"].to_numpy()).sum()) < 700
+
+
+def test_the_data_keeps_its_name():
+    if not (DATA / "olist" / "sample").exists():
+        pytest.skip("no Olist sample")
+    assert load_olist(DATA / "olist")[0].name == "olist"
+    assert load_olist(DATA / "olist", name="shop")[0].name == "shop"

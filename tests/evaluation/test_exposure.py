@@ -40,3 +40,18 @@ def test_bad_input_is_reported():
         exposure_audit(np.array([[0, 5]]), np.array([0, 0]))
     with pytest.raises(ValueError, match="rows for 1 lists"):
         exposure_audit(np.array([[0, 1]]), np.array([0, 0]), relevant=sp.csr_matrix((2, 2)))
+
+
+def test_evaluation_reports_the_exposure_audit_by_the_catalogues_groups():
+    from shoprec.evaluation.evaluator import evaluate_strategy
+    from shoprec.evaluation.splits import temporal_split
+    from shoprec.strategies import make_strategy
+    from shoprec.testing import tiny_shop
+
+    task = temporal_split(tiny_shop(), test_fraction=0.3)
+    res = evaluate_strategy(make_strategy("popularity"), task, ks=(5,), auc=False)
+    assert res.extra["exposure_by"] == "category"
+    assert 0.0 <= res.metrics["exposure_gini@5"] <= 1.0 and "small_group_share@5" in res.metrics
+    task.meta["exposure_by"] = "brand"
+    with pytest.raises(ValueError, match="no such column"):
+        evaluate_strategy(make_strategy("popularity"), task, ks=(5,), auc=False)

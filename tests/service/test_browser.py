@@ -226,3 +226,6 @@ def test_marketplace_page_lists_the_bot_visits_held_back(browser, server):
         assert "flagged item(s), scenario" in prices and "its usual" in prices
         page.wait_for_selector("[data-testid=protection] p", timeout=TIMEOUT_MS)
         assert "flagged item(s), scenario" in page.locator("[data-testid=protection]").inner_text()
+        page.wait_for_selector("[data-testid=exposure] p", timeout=TIMEOUT_MS)
+        assert "seller, brand or category" in page.locator("[data-testid=exposure]").inner_text() \
+            or "grouped by" in page.locator("[data-testid=exposure]").inner_text()

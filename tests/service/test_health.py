@@ -157,3 +157,47 @@ def test_no_consumer_protection_is_a_clear_404(price_models, tmp_path):
     with TestClient(create_app(s)) as c:
         r = c.get("/v1/health/protection", headers={"X-API-Key": API_KEY})
         assert r.status_code == 404 and "consumer_protection" in r.text
+
+
+def test_live_exposure_audit_from_the_impression_log(client):
+    from .conftest import API_KEY
+
+    for _ in range(5):
+        assert client.post("/v1/recommendations/home", json={}).status_code == 200
+    client.app.state.service.impressions.flush()
+    rep = client.get("/v1/health/exposure", headers={"X-API-Key": API_KEY}).json()
+    assert client.get("/v1/health/exposure").status_code in (401, 403)
+    if rep["group_by"] is None:        # the demo shop has no sellers or categories: nothing to group
+        assert rep["scenarios"] == {}
+        return
+    home = rep["scenarios"]["home"]
+    assert home["answers"] == 5 and 0 <= home["gini"] <= 1 and home["top"]
+    text = client.get("/metrics").text
+    assert 'shoprec_exposure_gini{group_by=' in text
+
+
+def test_live_exposure_known_answer():
+    from types import SimpleNamespace
+
+    from shoprec.service.exposure import LiveExposure
+    from shoprec.service.store import ImpressionRecord
+    from shoprec.testing import tiny_shop
+
+    data = tiny_shop()                       # 24 items, category c{i % 4}
+    live = LiveExposure(SimpleNamespace(data_=data), half_life=1e12)
+    live_codes = LiveExposure(SimpleNamespace(data_=data)).codes
+    a = np.flatnonzero(live_codes == live_codes[0])
+    b = np.flatnonzero(live_codes != live_codes[0])
+    ids = [str(x) for x in data.items.to_external([a[0], a[1], b[0]])]     # two of one category, one of another
+    row = ImpressionRecord("r1", 0.0, "home", "v", [{"item_id": i, "position": p} for p, i in enumerate(ids, 1)])
+    bot = ImpressionRecord("r2", 0.0, "home", "v", [{"item_id": ids[2], "position": 1}], context={"bot": "crawler"})
+    live.add([row, row, bot])
+    rep = live.report()["scenarios"]["home"]
+    w = 1 / np.log2([2, 3, 4])
+    c0, c1 = w[0] + w[1], w[2]
+    assert rep["answers"] == 2 and rep["groups_shown"] == 2
+    assert rep["top"][0] == {"group": live.names[live_codes[0]], "share": round(c0 / (c0 + c1), 4)}
+    from shoprec.evaluation.exposure import gini
+
+    expected = gini(np.array([c0, c1, 0.0, 0.0]))
+    assert rep["gini"] == pytest.approx(expected, abs=1e-4)

@@ -118,6 +118,24 @@ def item_categories(task: EvalTask) -> np.ndarray | None:
     return codes.astype(np.int64)
 
 
+#: item-table columns the exposure audit groups by, the first present (``task.meta["exposure_by"]`` wins)
+EXPOSURE_GROUPS = ("seller", "brand", "category")
+
+
+def exposure_column(task: EvalTask) -> str | None:
+    """The item-table column the exposure audit of ``task`` groups by (None: no such column)."""
+    table = task.train.item_table
+    if table is None:
+        return None
+    wanted = task.meta.get("exposure_by") if isinstance(task.meta, dict) else None
+    if wanted:
+        if wanted not in table.columns:
+            raise ValueError(f"exposure audit by {wanted!r}: the item table has no such column "
+                             f"(columns: {', '.join(map(str, table.columns))})")
+        return wanted
+    return next((c for c in EXPOSURE_GROUPS if c in table.columns), None)
+
+
 def measure(recommended: np.ndarray, task: EvalTask, ks: Sequence[int],
             popularity: np.ndarray | None = None, categories: np.ndarray | None = None,
             auc: np.ndarray | None = None) -> dict[str, float]:
@@ -137,6 +155,18 @@ def measure(recommended: np.ndarray, task: EvalTask, ks: Sequence[int],
     if categories is not None:
         ild = M.intra_list_diversity(recommended, categories, k)
         out[f"diversity@{k}"] = float(np.nanmean(ild)) if np.isfinite(ild).any() else float("nan")
+    column = exposure_column(task)
+    if column is not None:
+        from .exposure import exposure_audit, group_codes, small_groups
+
+        codes, names = group_codes(task.train.item_table, column, n_items)
+        small, _ = small_groups(task.train, codes, len(names))
+        audit = exposure_audit(recommended[:, :k], codes, names=names, relevant=task.relevant, small=small)
+        out[f"exposure_gini@{k}"] = audit.gini
+        out[f"small_group_share@{k}"] = audit.small_share
+        top = audit.groups.iloc[0] if len(audit.groups) else None
+        if top is not None:
+            out[f"top_group_share@{k}"] = float(top["exposure_share"])
     return out
 
 
@@ -231,6 +261,8 @@ def _evaluate(strategy: Strategy, task: EvalTask, ks: Sequence[int], label: str,
         rank_seconds = time.perf_counter() - start - auc_seconds
     metrics = measure(recommended, task, ks, categories=item_categories(task), auc=per_query_auc)
     res = EvalResult(label, task.name, metrics, fit_seconds, rank_seconds, mem.peak_gib, task.n_queries)
+    if exposure_column(task) is not None:
+        res.extra["exposure_by"] = exposure_column(task)
     if auc:
         res.extra["auc_seconds"] = round(auc_seconds, 3)
     return res

@@ -203,6 +203,7 @@ class Service:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.router: ExperimentRouter | None = None
+        self.exposure: Any = None
         from ..privacy.pseudonym import Pseudonymizer
 
         self.pz = Pseudonymizer(settings.id_key) if settings.id_key else None
@@ -247,6 +248,10 @@ class Service:
         rec = Recommender.load(self.model_path)
         self.store = open_store(s.store)
         self._forget_erased(rec)
+        from .exposure import LiveExposure
+
+        self.exposure = LiveExposure(rec)
+        self.metrics.bind_exposure(self.exposure)
         self.bus = open_bus(s.state_bus, max_len=s.bus_max_len, max_age_seconds=s.bus_max_age_seconds)
         self.impressions = ImpressionWriter(self.store, self.metrics, on_written=self._share_answers)
         self.load_experiments()
@@ -382,6 +387,11 @@ class Service:
             log.warning("impression log closed; %d answers not logged", len(rows))
             return
         writer.add(rows)
+        if self.exposure is not None:
+            try:
+                self.exposure.add(rows)
+            except Exception:  # noqa: BLE001 - an audit must never fail an answer
+                log.exception("live exposure audit failed on %d answers", len(rows))
 
     def _share_answers(self, rows: list[ImpressionRecord]) -> None:
         """With several workers, share the logged answers a learning policy learns from, so every
@@ -442,6 +452,8 @@ class Service:
             _freeze_heap()
             self.metrics.set_model(version)
             self.metrics.swaps.inc()
+            if self.exposure is not None:
+                self.exposure.bind(rec)
             log.info("now serving model %s from %s", version, target)
             return version
 
@@ -961,6 +973,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                           'add [[rerankers]] name = "price_flags" to a scenario file and train it')
         scenario, cur = got
         return {"scenario": scenario, "flags": [f.model_dump() for f in _price_flags(cur)]}
+
+    @app.get("/v1/health/exposure", dependencies=[Depends(need("admin"))], tags=["health"], responses=limited)
+    async def health_exposure(top: Annotated[int, Query(ge=1, le=100)] = 5):
+        """How the attention of the answers served is shared among sellers (or brands, categories):
+        per scenario, the Gini of position-weighted exposure over the groups, the largest groups'
+        shares and the share reaching small or new groups (from the impression log, decayed)."""
+        return service.exposure.report(top) if service.exposure is not None else {"scenarios": {}}
 
     @app.get("/v1/health/protection", dependencies=[Depends(need("admin"))], tags=["health"],
              responses={**limited, 404: {"model": ErrorBody}})

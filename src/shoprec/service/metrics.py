@@ -43,5 +43,29 @@ class Metrics:
         self.model.clear()
         self.model.labels(version=version).set(1)
 
+    def bind_exposure(self, exposure) -> None:
+        """Export the live exposure audit (shoprec.service.exposure) as gauges, read at each scrape."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        class _Exposure:
+            def collect(self_inner):
+                rep = exposure.report(top=1)
+                by = rep.get("group_by") or "none"
+                gini = GaugeMetricFamily("shoprec_exposure_gini", "Gini of position-weighted exposure over the "
+                                         "groups (seller, brand or category) in the answers served",
+                                         labels=["scenario", "group_by"])
+                small = GaugeMetricFamily("shoprec_exposure_small_groups_share", "Share of exposure reaching "
+                                          "small or new groups", labels=["scenario", "group_by"])
+                for scenario, r in rep["scenarios"].items():
+                    gini.add_metric([scenario, by], r["gini"])
+                    small.add_metric([scenario, by], r["small_groups_share"])
+                yield gini
+                yield small
+
+        if getattr(self, "_exposure_collector", None) is not None:
+            self.registry.unregister(self._exposure_collector)
+        self._exposure_collector = _Exposure()
+        self.registry.register(self._exposure_collector)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

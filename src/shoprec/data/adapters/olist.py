@@ -248,10 +248,10 @@ def load_olist(folder: str | Path, *, name: str | None = None) -> tuple:
         where = pd.DataFrame(index=o["customer_id"])
         if customers is not None:
             c = customers.drop_duplicates("customer_id").set_index("customer_id")
-            for col, name in (("customer_state", "customer_state"), ("customer_zip_code_prefix", "customer_zip_prefix")):
+            for col, field in (("customer_state", "customer_state"), ("customer_zip_code_prefix", "customer_zip_prefix")):
                 if col in c.columns:
-                    where[name] = c[col].str.strip().reindex(where.index).to_numpy(object)
-        for name in ("customer_state", "customer_zip_prefix"):
-            meta["orders"][name] = where[name].to_numpy(object) if name in where.columns else None
+                    where[field] = c[col].str.strip().reindex(where.index).to_numpy(object)
+        for field in ("customer_state", "customer_zip_prefix"):
+            meta["orders"][field] = where[field].to_numpy(object) if field in where.columns else None
     data = frame_to_shopdata(frame, name=name or "olist", item_table=table, meta=meta)
     return data, report

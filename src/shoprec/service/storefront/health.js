@@ -1,5 +1,6 @@
 // The marketplace-health view of a running shoprec: the items whose current price is abnormal
-// (GET /v1/health/prices) and the visits the live guard recognised as bots (GET /v1/health/bots).
+// (GET /v1/health/prices), the visits the live guard recognised as bots (GET /v1/health/bots), consumer
+// protection (GET /v1/health/protection) and how exposure is shared among sellers (GET /v1/health/exposure).
 // The API key stays in this page's session storage.
 "use strict";
 
@@ -52,6 +53,20 @@ async function show() {
       c.flags.slice(0, 200).map((f) => [f.item_id, f.kinds.join(", "), pct(f.return_rate), pct(f.poor_review_rate),
         pct(f.late_rate), f.reason])));
   } catch (err) { note(prot, "no consumer protection: " + err.message); }
+  const exp = $("exposure");
+  exp.textContent = "";
+  try {
+    const e = await api("/v1/health/exposure");
+    const pages = Object.entries(e.scenarios);
+    if (!e.group_by) note(exp, "the catalogue has no seller, brand or category to group by");
+    else if (!pages.length) note(exp, `grouped by ${e.group_by} (${e.groups} groups); no answers served yet`);
+    else {
+      note(exp, `grouped by ${e.group_by} (${e.groups} groups), from the answers served (position-weighted)`);
+      exp.appendChild(table(["page", "answers", "Gini", "groups shown", "small groups' share", "largest groups"],
+        pages.map(([s, r]) => [s, r.answers, r.gini.toFixed(3), r.groups_shown, pct(r.small_groups_share),
+          r.top.map((t) => `${t.group} ${pct(t.share)}`).join(", ")])));
+    }
+  } catch (err) { note(exp, "no exposure audit: " + err.message); }
   $("status").textContent = "";
 }
 
