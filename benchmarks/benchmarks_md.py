@@ -186,6 +186,9 @@ def render() -> Path:
     from health import health_lines  # the marketplace-health section (benchmarks/health.py)
 
     lines += health_lines()
+    from marketplace import marketplace_lines  # issue 13's section (benchmarks/marketplace.py)
+
+    lines += marketplace_lines()
     out = ROOT / "BENCHMARKS.md"
     out.write_text("\n".join(lines) + "\n")
     return out

@@ -11,8 +11,8 @@ non-private and with ``dp_epsilon`` = 0.1, 0.5, 1, 2, 5 and ∞ ("bound only": �
 bound without noise worth the name); trending's decay is measured from the split's cut
 (``dp_reference_time``, public). Reported: the DP NDCG@10 as a share of the non-private one. The
 contribution bound (``dp_max_items`` ∈ 1 … 200) and the mechanism (Laplace, or Gaussian at δ = 10⁻⁶) are
-tuned at ε = 1 on seed 1 (the seed of the noise and of the bound's tie order); the table is the mean ±
-sd over seeds 2 and 3 with the tuned setting. Tuning on the private data itself is not free in a real
+tuned at ε = 1 on seed 1 (the mean over 5 noise draws of seed 1's stream, seeds 1000 … 1004: one draw
+overfits the noise); the table is the mean ± sd over seeds 2 and 3 with the tuned setting. Tuning on the private data itself is not free in a real
 deployment (choose the bound on old or public data, or spend budget on the choice); it is done here
 to show what the bound is worth.
 """
@@ -51,6 +51,7 @@ MAX_ITEMS = (1, 2, 3, 5, 10, 20, 50, 100, 200)
 MECHANISMS = ("laplace", "gaussian")
 DELTA = 1e-6
 TUNE_EPSILON = 1.0
+TUNE_DRAWS = 5
 TARGET = 0.95
 K = 10
 
@@ -92,7 +93,10 @@ def run(seeds=(1, 2, 3)) -> dict:
             grid = []
             for mechanism in MECHANISMS:
                 for m in MAX_ITEMS:
-                    v, rep = _ndcg(task, _dp_params(base_params, task, TUNE_EPSILON, mechanism, m, tune_seed))
+                    # the mean over TUNE_DRAWS noise draws of the tuning seed's stream (one draw overfits the noise)
+                    draws = [_ndcg(task, _dp_params(base_params, task, TUNE_EPSILON, mechanism, m,
+                                                    tune_seed * 1000 + j)) for j in range(TUNE_DRAWS)]
+                    v, rep = float(np.mean([d[0] for d in draws])), draws[0][1]
                     grid.append({"mechanism": mechanism, "max_items": m, "share": v / exact,
                                  "dropped_events": rep["dropped_events"] / max(rep["events"], 1)})
             best = max(grid, key=lambda g: (round(g["share"], 6), -g["max_items"]))

@@ -49,7 +49,7 @@ MAX_LOSS = 0.03
 
 def _sweep() -> list[dict]:
     out = [{"method": "exposure", "strength": 0.0}]
-    for s in (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0, 3.0):
+    for s in (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.8, 1.2, 2.0, 3.0):
         out.append({"method": "exposure", "strength": s})
         out.append({"method": "exposure", "strength": s, "amortize": True})
     for p in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):

@@ -213,6 +213,9 @@ def _run_case(case: Case) -> dict:
         metrics["coverage@10"] = M.catalogue_coverage(rec.item_idx, task.train.n_items, 10)
         if ild is not None and np.isfinite(ild).any():
             metrics["ild@10"] = float(np.nanmean(ild))
+        for key in ("exposure_gini@20", "small_group_share@20"):   # the exposure audit, where items have groups
+            if key in m:
+                metrics[key] = m[key]
         row = {"label": label, "kind": kind, "metrics": metrics, "recommend_seconds": round(rec_s, 2),
                "exposure_by_popularity_decile": exposure_by_decile(rec.item_idx, pop, 10)}
         if kind == "single":

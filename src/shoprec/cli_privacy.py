@@ -117,3 +117,56 @@ def erasures(store: Annotated[str, typer.Option("--store", help="Event store URL
     with open_store(store) as st:
         rows = [body for _, body, _ in st.iter_documents(AUDIT_KIND)]
     console.print_json(json.dumps(rows))
+
+
+@privacy_app.command("rekey")
+def rekey(
+    ids: Annotated[Path, typer.Option("--ids", help="The shop's raw user ids: a text or CSV file, the first "
+                                                    "column (a header line named user_id / customer_id is skipped).")],
+    store: Annotated[str, typer.Option("--store", help="Event store URL.")] = "sqlite:///shoprec-data/events.db",
+) -> None:
+    """Rotate the id key: every stored event and impression of the listed users moves from the pseudonym
+    under SHOPREC_ID_KEY (the old key) to the one under SHOPREC_ID_KEY_NEW; erased users' suppression
+    tokens move too. Then set SHOPREC_ID_KEY to the new key, retrain, restart."""
+    import os
+
+    from .exceptions import ShoprecError
+    from .privacy import Pseudonymizer
+    from .service.erasure import SUPPRESSION_KIND, suppression_tokens
+    from .service.store import open_store
+
+    old = Pseudonymizer.from_env()
+    new_key = os.environ.get("SHOPREC_ID_KEY_NEW")
+    if old is None or not new_key:
+        _error("set SHOPREC_ID_KEY (the old key) and SHOPREC_ID_KEY_NEW (the new one)")
+        raise typer.Exit(2)
+    try:
+        new = Pseudonymizer(new_key)
+        if new.key_id == old.key_id:
+            _error("SHOPREC_ID_KEY_NEW is the same key as SHOPREC_ID_KEY")
+            raise typer.Exit(2)
+        try:
+            lines = [ln.split(",")[0].strip().strip('"') for ln in ids.read_text().splitlines()]
+        except OSError as e:
+            _error(f"{ids}: cannot read the id list ({e.strerror or e})")
+            raise typer.Exit(2) from None
+        raw = [x for x in lines if x and x.lower() not in ("user_id", "customer_id", "id")]
+        if not raw:
+            _error(f"{ids}: no user ids in the file (one per line, or the first column of a CSV)")
+            raise typer.Exit(2)
+        mapping = {old.pseudo(u): new.pseudo(u) for u in dict.fromkeys(raw)}
+        with open_store(store) as st:
+            got = st.rename_users(mapping)
+            tokens = suppression_tokens(st)
+            moved = 0
+            for o, n in mapping.items():
+                if old.token(o) in tokens:
+                    st.put_document(SUPPRESSION_KIND, new.token(n), {"at": 0.0, "rekeyed": True})
+                    st.delete_document(SUPPRESSION_KIND, old.token(o))
+                    moved += 1
+    except ShoprecError as e:
+        _error(e)
+        raise typer.Exit(2) from None
+    _plain(f"rekeyed {len(mapping):,} users: {got['events']:,} events, {got['impressions']:,} impressions, "
+           f"{moved} suppression token(s); now set SHOPREC_ID_KEY to the new key, retrain "
+           f"(shoprec train --store …) and restart (key {old.key_id} → {new.key_id})")

@@ -188,6 +188,14 @@ class EventStore(ABC):
         each backend). Returns ``{"events": n, "impressions": n, "sessions": n, "snapshots": n, "session_ids": [...]}``."""
         raise NotImplementedError(f"{type(self).__name__} cannot erase users")
 
+    def rename_users(self, mapping: dict[str, str]) -> dict[str, int]:
+        """Replace user ids (old → new) in every event and impression, in one transaction (an id-key
+        rotation, :mod:`shoprec.privacy.pseudonym`). Returns ``{"events": n, "impressions": n}``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot rename users")
+
+    def delete_document(self, kind: str, key: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot delete documents")
+
     @abstractmethod
     def close(self) -> None: ...
 

@@ -304,6 +304,9 @@ class PostgresStore(EventStore):
             "erase_impressions": sql.SQL("DELETE FROM {} WHERE user_id = %s OR session_id = ANY(%s)").format(
                 t("impressions")),
             "erase_snapshots": sql.SQL("DELETE FROM {} WHERE kind = 'policy_snapshot'").format(t("documents")),
+            "rename_events": sql.SQL("UPDATE {} SET user_id = %s WHERE user_id = %s").format(t("events")),
+            "rename_impressions": sql.SQL("UPDATE {} SET user_id = %s WHERE user_id = %s").format(t("impressions")),
+            "delete_document": sql.SQL("DELETE FROM {} WHERE kind = %s AND key = %s").format(t("documents")),
             "vacuum": [sql.SQL("VACUUM {}").format(t(x)) for x in ("events", "impressions", "documents")],
             "iter_impressions": sql.SQL(
                 "SELECT seq, request_id, created_at, scenario, model_version, user_id, session_id, items, context "
@@ -466,6 +469,24 @@ class PostgresStore(EventStore):
         except psycopg.Error as e:   # the rows are gone; only the space is not reclaimed yet
             log.warning("VACUUM after an erasure failed (autovacuum will reclaim the space): %s", e)
         return got
+
+    def rename_users(self, mapping: dict[str, str]) -> dict[str, int]:
+        q = self._sql
+        pairs = [(new, old) for old, new in mapping.items() if old != new]
+
+        def job(w: _Writer) -> dict[str, int]:
+            c = w.lock()
+            n_e = n_i = 0
+            for p in pairs:
+                n_e += c.execute(q["rename_events"], p).rowcount
+                n_i += c.execute(q["rename_impressions"], p).rowcount
+            return {"events": n_e, "impressions": n_i}
+
+        return self._write(job)
+
+    def delete_document(self, kind: str, key: str) -> None:
+        q = self._sql["delete_document"]
+        self._write(lambda w: w.lock().execute(q, (kind, key)))
 
     # ------------------------------------------------------------------ lifecycle
     def _write(self, job: Any) -> Any:

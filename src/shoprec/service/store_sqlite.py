@@ -254,6 +254,24 @@ class SQLiteStore(EventStore):
         self._writer.run(self._truncate_wal)
         return got
 
+    def rename_users(self, mapping: dict[str, str]) -> dict[str, int]:
+        pairs = [(new, old) for old, new in mapping.items() if old != new]
+
+        def job(conn: sqlite3.Connection) -> dict[str, int]:
+            before = conn.total_changes
+            conn.executemany("UPDATE events SET user_id = ? WHERE user_id = ?", pairs)
+            n_events = conn.total_changes - before
+            before = conn.total_changes
+            conn.executemany("UPDATE impressions SET user_id = ? WHERE user_id = ?", pairs)
+            return {"events": n_events, "impressions": conn.total_changes - before}
+
+        got = self._writer.run(job)
+        self._writer.run(self._truncate_wal)
+        return got
+
+    def delete_document(self, kind: str, key: str) -> None:
+        self._writer.run(lambda conn: conn.execute("DELETE FROM documents WHERE kind = ? AND key = ?", (kind, key)))
+
     def _truncate_wal(self, conn: sqlite3.Connection) -> None:
         """Copy the WAL into the database and truncate it (the erased rows' old pages live there)."""
         conn.commit()
