@@ -108,7 +108,6 @@ def exactness(seed: int = 1, n_users: int = 5) -> dict:
 
 
 def through_service(n_users: int = 3) -> dict:
-    import shutil
 
     from fastapi.testclient import TestClient
 

@@ -240,3 +240,26 @@ def test_simulator_section_plots_regret_per_case(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"runs": [{"policy": "x"}]}))
     with pytest.raises(DataError, match=r"bad\.json: runs\[0\] has no 'impressions'"):
         read_simulation(tmp_path / "bad.json")
+
+
+def test_report_draws_the_fairness_curves(tmp_path):
+    import json
+
+    from shoprec.exceptions import DataError
+    from shoprec.report.fairness import read_fairness
+    from shoprec.report.page import build_report
+
+    curve = [{"params": {"method": "exposure", "strength": s, "amortize": a}, "gini": 0.9 - s / 2, "ndcg": 0.2 - s / 10}
+             for a in (False, True) for s in (0.0, 0.1, 0.3)]
+    res = {"result": {"or": {"case": "Online Retail", "groups": "product type", "curve": curve}}}
+    (tmp_path / "marketplace-fairness.json").write_text(json.dumps(res))
+    _write(tmp_path, "accuracy-tinyset.json", _accuracy())
+    text = build_report(tmp_path, tmp_path / "r.html").read_text()
+    assert 'id="fairness"' in text and "exposure Gini against NDCG@10, Online Retail" in text   # the alt text
+    assert text.count("data:image/png;base64") >= 2 and 'href="#fairness"' in text
+    assert read_fairness(tmp_path / "marketplace-fairness.json")["or"]["case"] == "Online Retail"
+    (tmp_path / "bad.json").write_text(json.dumps({"result": {"or": {"case": "x"}}}))
+    import pytest
+
+    with pytest.raises(DataError, match="has no 'groups'"):
+        read_fairness(tmp_path / "bad.json")

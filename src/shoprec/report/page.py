@@ -305,6 +305,14 @@ def build_report(results_dir: Path, out: Path, *, title: str = "shoprec benchmar
             section, entry = simulation_section(sims, "simulator")
         sections.append(section)
         toc.append(entry)
+    fair = Path(results_dir) / "marketplace-fairness.json"
+    if fair.exists():   # fair exposure's trade-off curves (benchmarks/marketplace.py --parts fairness)
+        from .fairness import fairness_section
+
+        with _style():
+            section, entry = fairness_section(fair, "fairness")
+        sections.append(section)
+        toc.append(entry)
     every = [*scenarios, *accuracy]
     dates = _span(r.date for r in every)
     machines = sorted({r.machine for r in every if r.machine})
