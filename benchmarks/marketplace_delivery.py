@@ -181,8 +181,8 @@ def run(seeds=(1, 2, 3), data: Path = DATA) -> dict:
         else:
             stage = make_stage("reranker", {"name": "delivery", "params": {**params, "note_days": False}})
             pipe.rerankers_ = list(rules) + [stage.fit(pipe.data_, pipe.env_)]
-        rec = pipe.recommend(q, K).item_idx
-        base_rec = rec if base_rec is None else base_rec
+        rec = pipe.recommend(q, K).item_idx.copy()
+        base_rec = rec.copy() if base_rec is None else base_rec
         m = ranking_metrics(rec, task.relevant, ks=(K,))
         late = _per_slot(truth, rec, t_codes, truth.seller_risk)
         late_raw = _per_slot(truth, rec, t_codes, raw_table)
@@ -271,7 +271,7 @@ def table_lines(res: dict) -> list[str]:
     for r in res["rows"]:
         f = r["full"]
         mark = " **(chosen on seed 1)**" if r["label"] == res["chosen"] else ""
-        out.append(f"| {r['label']}{mark} | {r['lists_changed']:.0%} ({r['lists_reordered']:.0%}) | "
+        out.append(f"| {r['label']}{mark} | {r['lists_changed']:.1%} ({r['lists_reordered']:.1%}) | "
                    f"{f['ndcg@10']:.4f} ({r['hits']}) | {_pct(f['ndcg_change'])} | "
                    f"{f['late']:.2%} | {_pct(f['late_change'])} | {f['late_raw']:.2%} ({f['late_raw_coverage']:.0%}) | "
                    f"{_pct(f['late_raw_change'])} | {f['days']:.2f} | {_pct(f['days_change'])} | "
