@@ -63,7 +63,7 @@ def exactness(seed: int = 1, n_users: int = 5) -> dict:
     from shoprec.privacy import Pseudonymizer, pseudonymize_data
     from shoprec.service.erasure import erase_from_store, suppressed_mask, suppression_tokens
     from shoprec.service.store_sqlite import SQLiteStore
-    from shoprec.service.training import events_frame, without_users
+    from shoprec.service.training import events_frame, external_item_table, without_users
     from shoprec.strategies.base import make_strategy
 
     pz = Pseudonymizer(KEY)
@@ -73,9 +73,7 @@ def exactness(seed: int = 1, n_users: int = 5) -> dict:
     rng = np.random.default_rng(seed)
     chosen = rng.choice(np.flatnonzero(counts >= 20), n_users, replace=False)
     frame = events_frame(data)
-    table = data.item_table.copy()
-    table.index = data.items.external_ids.astype(str)
-    table.index.name = "item_id"
+    table = external_item_table(data)
     out = {s[0]: {"identical": 0, "compared": 0, "overlap": [], "changed_by_user": 0} for s in STRATS}
     seconds = []
     for g in chosen:

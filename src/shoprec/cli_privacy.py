@@ -47,12 +47,11 @@ def erase(
         try:
             known = False
             if models is not None:
-                from .scenarios.artifact import read_manifest
+                from .scenarios.artifact import read_manifest, read_user_ids
                 from .service.app import resolve_model
 
                 path = resolve_model(models)
-                ids = _model_user_ids(path)
-                known = stored_id(user, pz) in ids
+                known = bool(read_user_ids(path).to_index([stored_id(user, pz)], missing=-1)[0] >= 0)
                 trained = read_manifest(path).get("meta", {}).get("id_key")
                 if trained != (pz.key_id if pz else None):
                     _error(f"the models in {models} were trained under another id key (or none) than "
@@ -83,16 +82,6 @@ def erase(
     _plain(f"erased: {record.events:,} events, {record.impressions:,} impressions, {record.sessions:,} sessions, "
            f"{record.policy_snapshots} policy snapshots; models: {record.models}")
     _plain(f"audit record {record.erasure_id} kept (no id in it)", style="dim")
-
-
-def _model_user_ids(path: Path) -> set[str]:
-    """The user ids a saved model holds (its ids file)."""
-    import pandas as pd
-
-    f = path / "ids" / "users.parquet"
-    if not f.is_file():
-        return set()
-    return set(pd.read_parquet(f)["id"].astype(str))
 
 
 @privacy_app.command("pseudonym")

@@ -151,7 +151,7 @@ def test_erasure_over_http_leaves_no_trace_after_the_refit(shop, pz, keyed_model
 
 def test_refit_after_erasure_equals_a_model_that_never_saw_the_user(shop, pz, tmp_path):
     """Count-based strategies: identical answers; ALS: within tolerance (its random start differs)."""
-    from shoprec.service.training import events_frame, without_users
+    from shoprec.service.training import events_frame, external_item_table, without_users
     from shoprec.strategies.base import Queries, make_strategy
     from shoprec.data.readers import frame_to_shopdata
 
@@ -167,7 +167,7 @@ def test_refit_after_erasure_equals_a_model_that_never_saw_the_user(shop, pz, tm
     refit = without_users(data, drop)
     frame = events_frame(data)
     never = frame_to_shopdata(frame[frame["user_id"] != gone].reset_index(drop=True), name="never",
-                              item_table=_external_table(data))
+                              item_table=external_item_table(data))
     assert gone not in set(refit.users.external_ids)
     # the users who shared the erased user's items
     g = data.users.to_index([gone])[0]
@@ -195,8 +195,3 @@ def test_refit_after_erasure_equals_a_model_that_never_saw_the_user(shop, pz, tm
             overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(*lists)])
             assert overlap >= 0.7, (name, overlap)
 
-
-def _external_table(data):
-    t = data.item_table.copy()
-    t.index = pd.Index(data.items.external_ids.astype(str), name="item_id")
-    return t

@@ -261,8 +261,9 @@ def _evaluate(strategy: Strategy, task: EvalTask, ks: Sequence[int], label: str,
         rank_seconds = time.perf_counter() - start - auc_seconds
     metrics = measure(recommended, task, ks, categories=item_categories(task), auc=per_query_auc)
     res = EvalResult(label, task.name, metrics, fit_seconds, rank_seconds, mem.peak_gib, task.n_queries)
-    if exposure_column(task) is not None:
-        res.extra["exposure_by"] = exposure_column(task)
+    column = exposure_column(task)
+    if column is not None:
+        res.extra["exposure_by"] = column
     if auc:
         res.extra["auc_seconds"] = round(auc_seconds, 3)
     return res

@@ -80,6 +80,11 @@ def _write_ids(path: Path, ids: IdMap) -> None:
         .to_parquet(path, index=False)
 
 
+def read_user_ids(model: Path) -> IdMap:
+    """The user ids a saved model holds (without loading the model)."""
+    return _read_ids(Path(model) / "ids" / "users.parquet")
+
+
 def _read_ids(path: Path) -> IdMap:
     return IdMap(pd.read_parquet(path)["id"].astype(str).to_numpy(dtype=object))
 

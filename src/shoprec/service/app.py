@@ -253,7 +253,7 @@ class Service:
         self.exposure = LiveExposure(rec)
         self.metrics.bind_exposure(self.exposure)
         self.bus = open_bus(s.state_bus, max_len=s.bus_max_len, max_age_seconds=s.bus_max_age_seconds)
-        self.impressions = ImpressionWriter(self.store, self.metrics, on_written=self._share_answers)
+        self.impressions = ImpressionWriter(self.store, self.metrics, on_written=self._on_logged)
         self.load_experiments()
         meta = self.manifest.get("meta", {})
         self.engine = Engine(rec, version=self.manifest["version"],
@@ -297,18 +297,24 @@ class Service:
                 rec.forget_users(gone.tolist())
                 log.info("%d erased user(s) of the model served as new visitors until the next fit", len(gone))
 
+    def stored_user(self, user_id: str | None) -> str | None:
+        """The form in which this service keeps a user id: its pseudonym with an id key, else as given."""
+        from .erasure import stored_id
+
+        return None if user_id is None else stored_id(user_id, self.pz)
+
     def private(self, context: Any) -> Any:
         """The request with its user id pseudonymised (when the service has an id key)."""
         if self.pz is None or context.user_id is None:
             return context
-        return context.model_copy(update={"user_id": self.pz.pseudo(context.user_id)})
+        return context.model_copy(update={"user_id": self.stored_user(context.user_id)})
 
     def erase(self, user_id: str) -> dict[str, Any]:
         """Erase a user from everything this service keeps (shoprec.service.erasure; blocking: run it
         off the event loop). Raises UnknownUser when nothing is known of the id."""
-        from .erasure import erase_from_store, keep_record, stored_id
+        from .erasure import erase_from_store, keep_record
 
-        sid = stored_id(user_id, self.pz)
+        sid = self.stored_user(user_id)
         eng = self.engine
         known = bool(eng.rec.data_.users.to_index([sid], missing=-1)[0] >= 0) and sid not in eng.rec.forgotten_
         if self.impressions is not None:
@@ -392,6 +398,16 @@ class Service:
                 self.exposure.add(rows)
             except Exception:  # noqa: BLE001 - an audit must never fail an answer
                 log.exception("live exposure audit failed on %d answers", len(rows))
+
+    def _on_logged(self, rows: list[ImpressionRecord]) -> None:
+        """After each batch of the impression log (its thread, never the engine's): the live exposure
+        audit, and the answers shared with the other workers."""
+        if self.exposure is not None:
+            try:
+                self.exposure.add(rows)
+            except Exception:  # noqa: BLE001 - an audit must never stop the log
+                log.exception("live exposure audit failed on %d answers", len(rows))
+        self._share_answers(rows)
 
     def _share_answers(self, rows: list[ImpressionRecord]) -> None:
         """With several workers, share the logged answers a learning policy learns from, so every
@@ -900,7 +916,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         now = time.time()
         records = [EventRecord(event_id=e.event_id or EventRecord.new_id(), item_id=e.item_id, behaviour=e.behaviour,
                                timestamp=e.unix_time(now), received_at=now,
-                               user_id=e.user_id if service.pz is None or e.user_id is None else service.pz.pseudo(e.user_id),
+                               user_id=service.stored_user(e.user_id),
                                session_id=e.session_id, quantity=e.quantity, price=e.price,
                                request_id=e.request_id, position=e.position, scenario=e.scenario,
                                country=e.country, device=e.device) for e in body.events]

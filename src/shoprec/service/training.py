@@ -38,6 +38,15 @@ def events_frame(data: ShopData) -> pd.DataFrame:
     return out
 
 
+def external_item_table(data: ShopData) -> pd.DataFrame | None:
+    """The item table indexed by external item id (what the readers take), or None."""
+    if data.item_table is None:
+        return None
+    table = data.item_table.copy()
+    table.index = pd.Index(data.items.external_ids.astype(str), name="item_id")
+    return table
+
+
 def store_frame(store: EventStore) -> tuple[pd.DataFrame, int]:
     """Every stored event as a frame of the same form, and the last sequence number read."""
     rows, last = [], 0
@@ -67,10 +76,7 @@ def with_store(data: ShopData, store: EventStore) -> tuple[ShopData, int, int]:
         live["rating"] = np.float32(np.nan)
         frame = pd.concat([frame, live[[c for c in live.columns if c in frame.columns or c == "session_id"]]],
                           ignore_index=True)
-    table = None
-    if data.item_table is not None:
-        table = data.item_table.copy()
-        table.index = pd.Index(data.items.external_ids.astype(str), name="item_id")
+    table = external_item_table(data)
     if items:
         upd = pd.DataFrame([{"item_id": it.item_id, **it.attributes} for it in items]).set_index("item_id")
         table = upd if table is None else table.combine_first(upd)
@@ -90,10 +96,7 @@ def without_users(data: ShopData, drop: np.ndarray) -> ShopData:
     frame = events_frame(data)
     keep_users = ~drop
     frame = frame[keep_users[data.events["user_idx"].to_numpy()]]
-    table = None
-    if data.item_table is not None:
-        table = data.item_table.copy()
-        table.index = pd.Index(data.items.external_ids.astype(str), name="item_id")
+    table = external_item_table(data)
     users = None
     if data.user_table is not None:
         users = data.user_table.copy()
@@ -130,7 +133,7 @@ def train(data: ShopData, models_dir: Path, *, scenarios: Iterable[str | Path | 
 
         last = last_erasure_time(store)
         if last and publish:
-            prune_versions(models_dir, target, before=max(last, 0.0) + 1e-6)
+            prune_versions(models_dir, target, before=last)
         if last < read_at:
             return target
     return target
