@@ -81,8 +81,10 @@ def trained(n_items: int, scenarios: list[str]) -> Path:
 
 
 def request_bodies(models: Path, scenario: str, n: int = 2000, seed: int = 0) -> list[dict]:
-    """Realistic request bodies: known users for home, a current item and session for item pages,
-    baskets of 1–3 items for cart (items drawn by popularity from the model's catalogue)."""
+    """Realistic request bodies (items drawn by popularity from the model's catalogue): a known user
+    for home; a current item and a session of three for item pages; a basket of 1–3 items for cart and
+    checkout; a known user and the order just placed (1–3 items) after a purchase; a known user and two
+    words of an item's title for search; a country and a device for a first visit."""
     from shoprec.scenarios import Recommender
     from shoprec.service.app import resolve_model
 
@@ -93,6 +95,9 @@ def request_bodies(models: Path, scenario: str, n: int = 2000, seed: int = 0) ->
     first = next(iter(rec.pipelines.values())).facts_
     p = first.popularity.astype(np.float64) + 1.0
     p /= p.sum()
+    table = rec.data_.item_table
+    titles = table["title"].astype(str).to_numpy() if table is not None and "title" in table else None
+    countries = [f"C{c:02d}" for c in range(20)] + ["XX"]   # XX: a country the shop has not seen
     out = []
     for i in range(n):
         if scenario == "home":
@@ -100,9 +105,20 @@ def request_bodies(models: Path, scenario: str, n: int = 2000, seed: int = 0) ->
         elif scenario == "item_page":
             s = rng.choice(len(items), 3, p=p)
             out.append({"current_item": str(items[s[-1]]), "session": [str(items[j]) for j in s]})
-        else:
+        elif scenario in ("cart", "checkout"):
             s = rng.choice(len(items), int(rng.integers(1, 4)), p=p)
             out.append({"basket": [str(items[j]) for j in s]})
+        elif scenario == "post_purchase":
+            s = rng.choice(len(items), int(rng.integers(1, 4)), p=p)
+            out.append({"user_id": str(users[rng.integers(len(users))]), "basket": [str(items[j]) for j in s]})
+        elif scenario == "search":
+            words = str(titles[rng.choice(len(items), p=p)]).split()[:2] if titles is not None else ["red"]
+            out.append({"user_id": str(users[rng.integers(len(users))]), "query": " ".join(words)})
+        elif scenario == "first_visit":
+            out.append({"country": countries[int(rng.integers(len(countries)))],
+                        "device": ["web", "app", "tablet"][int(rng.integers(3))]})
+        else:
+            raise ValueError(f"no request bodies for scenario {scenario!r}")
     return out
 
 
@@ -114,6 +130,7 @@ f:close()
 local i = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+%(extra_headers)s
 request = function()
   i = i + 1
   return wrk.format(nil, "%(path)s", nil, bodies[(i %% #bodies) + 1])
@@ -141,7 +158,8 @@ class Server:
     def __init__(self, models: Path, workdir: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        # the ceiling probe: the same process answers a page's last computed response (settings.ceiling_probe)
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), SHOPREC_CEILING_PROBE="1")
         self.log = open(workdir / "server.log", "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shoprec", "serve", "--model", str(models), "--store",
@@ -184,12 +202,16 @@ class Server:
 
 
 def run_wrk(server: Server, scenario: str, bodies: list[dict], duration: int, concurrency: int,
-            workdir: Path) -> dict:
+            workdir: Path, ceiling: bool = False) -> dict:
+    """wrk posting ``bodies`` in turn; ``ceiling``: with the probe header, so the server reads,
+    validates and routes each request and answers the page's last computed response (the engine
+    skipped): the machine's ceiling for a response of that size, in the same run."""
     body_file = workdir / f"bodies-{scenario}.jsonl"
     body_file.write_text("\n".join(json.dumps(b, separators=(",", ":")) for b in bodies) + "\n")
     out = workdir / f"wrk-{scenario}.json"
     script = workdir / f"wrk-{scenario}.lua"
-    script.write_text(LUA % {"bodies": body_file, "path": f"/v1/recommendations/{scenario}", "out": out})
+    script.write_text(LUA % {"bodies": body_file, "path": f"/v1/recommendations/{scenario}", "out": out,
+                             "extra_headers": 'wrk.headers["X-Shoprec-Ceiling"] = "1"' if ceiling else ""})
     cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), server.url]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

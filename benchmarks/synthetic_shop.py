@@ -3,7 +3,9 @@
 Items belong to topics (about 50 items each) and have a Zipf popularity; a visitor has two favourite
 topics, and a session (geometric length, mean 5) draws 70 % of its items from one of them and the
 rest from the whole catalogue, by popularity; 10 % of events are carts and 3 % purchases, spread
-over 90 days. Titles are words of the item's topic plus descriptive words, so content strategies
+over 90 days. Each visitor has a country (20, Zipf-distributed, the country tilting the favourite
+topics towards a block of its own) and each session a device (web 60 %, app 30 %, tablet 10 %), so the
+first-visit context has something to learn. Titles are words of the item's topic plus descriptive words, so content strategies
 have something to match. Deterministic for a seed.
 """
 
@@ -31,9 +33,18 @@ def synthetic_shop(n_items: int, *, events_per_item: float = 10.0, seed: int = 0
     n_sessions = max(1, int(n_events / mean_len))
     n_users = max(1, n_sessions // 2)
     user_topics = rng.integers(0, n_topics, (n_users, 2))
+    countries = np.array([f"C{c:02d}" for c in range(20)], dtype=object)
+    c_p = 1.0 / np.arange(1, 21)
+    user_country = rng.choice(20, n_users, p=c_p / c_p.sum())
+    # a visitor's first favourite topic comes from the country's own block of topics, half of the time
+    block = max(1, n_topics // 20)
+    local = rng.random(n_users) < 0.5
+    user_topics[local, 0] = (user_country[local] * block + rng.integers(0, block, int(local.sum()))) % n_topics
     lengths = np.minimum(rng.geometric(1 / mean_len, n_sessions), 50)
     sess = np.repeat(np.arange(n_sessions), lengths)
-    user = rng.integers(0, n_users, n_sessions)[sess]
+    session_user = rng.integers(0, n_users, n_sessions)
+    user = session_user[sess]
+    session_device = rng.choice(np.array(["web", "app", "tablet"], dtype=object), n_sessions, p=[0.6, 0.3, 0.1])
     n = len(sess)
     # items: within-topic draws by popularity, else global by popularity
     order = np.argsort(topic, kind="stable")
@@ -60,7 +71,8 @@ def synthetic_shop(n_items: int, *, events_per_item: float = 10.0, seed: int = 0
     frame = pd.DataFrame({"user_id": pd.Series(user).map("u{}".format), "item_id": pd.Series(item).map("i{}".format),
                           "behaviour": behaviour, "timestamp": ts, "session_id": pd.Series(sess).map("s{}".format),
                           "quantity": np.ones(n, np.float32), "price": np.full(n, np.nan, np.float32),
-                          "rating": np.full(n, np.nan, np.float32)})
+                          "rating": np.full(n, np.nan, np.float32),
+                          "country": countries[user_country[user]], "device": session_device[sess]})
     frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
     words = np.array(WORDS, dtype=object)
     tw = rng.integers(0, len(words), (n_topics, 2))

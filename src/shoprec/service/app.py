@@ -625,6 +625,9 @@ class FastRecommend:
         self.service = service
         self.may_read = may_read
         self.limit = limit
+        #: the ceiling probe (settings.ceiling_probe): each page's last computed response, as sent
+        self.probe = bool(service.settings.ceiling_probe)
+        self.last: dict[str, bytes] = {}
 
     def wants(self, scope) -> bool:
         return scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(self.PREFIX)
@@ -676,6 +679,9 @@ class FastRecommend:
         context = self.service.private(context)
         routed = self.service.route(scenario, context)
         served = routed["scenario"]
+        if self.probe and headers.get(b"x-shoprec-ceiling") == b"1" and served in self.last:
+            return Response(self.last[served], media_type="application/json",
+                            headers={"X-Request-ID": request_id or new_id()})
         payload = {"context": context, "session_id": context.session_id, "request_id": request_id or new_id(),
                    "experiment": routed["experiment"], "mix": routed["mix"]}
         metrics = self.service.metrics
@@ -690,7 +696,10 @@ class FastRecommend:
             self.service.log_failure(payload, served)
             return internal_error(payload["request_id"])
         metrics.request_seconds.labels(scenario=scenario).observe(time.perf_counter() - start)
-        return Response(_dumps(result), media_type="application/json", headers={"X-Request-ID": payload["request_id"]})
+        body = _dumps(result)
+        if self.probe:
+            self.last[served] = body
+        return Response(body, media_type="application/json", headers={"X-Request-ID": payload["request_id"]})
 
 
 # --------------------------------------------------------------------------- the app

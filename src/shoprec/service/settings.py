@@ -80,6 +80,11 @@ class ServiceSettings(BaseModel):
         default=None, description="The shop's training data (FORMAT:PATH, or demo): after an erasure the service "
                                   "starts `shoprec train` on it and the store, so the models forget the user; "
                                   "none: the models stay stale until the next scheduled training.")
+    ceiling_probe: bool = Field(
+        default=False, description="Measuring aid (benchmarks/serve.py): a recommendation request carrying the header "
+                                   "`X-Shoprec-Ceiling: 1` is read, validated and routed as any other, then answered "
+                                   "with the page's last computed response instead of the engine's, so the "
+                                   "server's ceiling is measured in the same process. Off in production.")
     bus_max_len: int | None = Field(default=100_000, ge=1,
                                     description="Changes the state bus keeps (about); none = no bound.")
     bus_max_age_seconds: float | None = Field(default=None, gt=0,

@@ -70,6 +70,16 @@ class LiveCooccurrence:
         self.merged = m
         self.n = n
 
+    def matrix(self) -> sp.csr_matrix:
+        """Everything added so far as one CSR matrix (the merged part plus the buffer; cached until
+        the next addition), for the serving kernels."""
+        if not self._buffered:
+            return self.merged
+        if self._tail is None or getattr(self, "_sum_of", None) is not self._tail:
+            self._sum = sp.csr_matrix(self.merged + self._buffer_csr(), dtype=np.float32)
+            self._sum_of = self._tail
+        return self._sum
+
     def product(self, h: sp.csr_matrix) -> sp.csr_matrix:
         """``h @ M`` for a (q, n') history with n' <= n columns."""
         if h.shape[1] < self.n:

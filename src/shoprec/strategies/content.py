@@ -54,6 +54,7 @@ from ..exceptions import ConfigError
 from ._parallel import by_row_chunks
 from .base import Queries, Strategy, StrategyConfig, register
 from .item_knn import sparse_topk_rows
+from ._kernels import product_anchor, product_topk
 from .topk import sparse_topk, topk
 
 __all__ = [
@@ -461,8 +462,10 @@ class _ContentStrategy(Strategy):
         search similarities (embeddings) take the dense path."""
         n = len(queries)
         w = self.weighted_history(queries)
-        out = sp.csr_matrix(w @ self.similarity_) if w.nnz else sp.csr_matrix((n, self.n_items_), dtype=np.float32)
         found = _query_texts(queries) if self.config.query_weight > 0 else None
+        if found is None:   # the compiled kernel: no product formed
+            return product_topk(w, self.similarity_, k, allowed)
+        out = sp.csr_matrix(w @ self.similarity_) if w.nnz else sp.csr_matrix((n, self.n_items_), dtype=np.float32)
         if found is not None:
             rows, texts = found
             sim = self._query_similarity(texts)
@@ -477,9 +480,8 @@ class _ContentStrategy(Strategy):
     def top_anchor(self, queries: Queries, item_idx: np.ndarray) -> np.ndarray:
         """For each recommended item the history item most similar to it (weighted as in the
         score); -1 when none is."""
-        from .item_knn import neighbourhood_anchor
-
-        return neighbourhood_anchor(self.weighted_history(queries), self.similarity_, item_idx)
+        # the graph is symmetric: its rows are also its targets' neighbours
+        return product_anchor(self.weighted_history(queries), self.similarity_, item_idx)
 
     def _base_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"similarity_": self.similarity_}

@@ -13,7 +13,7 @@ from ..data import ShopData
 from ._live import LiveCooccurrence
 from ._parallel import by_row_chunks
 from .base import LiveEvents, Queries, Strategy, StrategyConfig, register
-from .topk import sparse_topk
+from ._kernels import product_anchor, product_topk
 
 
 class ItemKNNConfig(StrategyConfig):
@@ -149,9 +149,8 @@ class ItemKNNStrategy(Strategy):
         self._prepare_serving()
 
     def _prepare_serving(self) -> None:
-        """The serving structures, built once (not on a first request): the transpose behind the
-        reasons' anchors and, with ``candidate_fanout``, each item's closest items."""
-        self._by_target()
+        """The serving structures, built once (not on a first request): with ``candidate_fanout``,
+        each item's closest items."""
         if self.config.candidate_fanout is not None:
             self._fanout(self.config.candidate_fanout)
 
@@ -200,17 +199,16 @@ class ItemKNNStrategy(Strategy):
         return sp.csr_matrix(out)
 
     def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k of the sparse product ``history @ sim`` (positive scores only), no dense row; with
-        ``candidate_fanout``, only items among some history item's closest contribute candidates."""
+        """Top-k of ``history @ sim`` (positive scores only; the compiled kernel, no product formed);
+        with ``candidate_fanout``, only items among some history item's closest contribute candidates."""
         h = self.history(queries)
         fan = self.config.candidate_fanout
-        if fan is None:
-            return sparse_topk(self._product(h), k, allowed)
-        scores = h @ self._fanout(fan)
+        return product_topk(h, [self.similarity_ if fan is None else self._fanout(fan), self._live_matrix()],
+                            k, allowed)
+
+    def _live_matrix(self) -> sp.csr_matrix | None:
         live = getattr(self, "live_", None)
-        if live is not None and not live.empty:
-            scores = scores + live.product(h)
-        return sparse_topk(sp.csr_matrix(scores), k, allowed)
+        return None if live is None or live.empty else live.matrix()
 
     def _fanout(self, fan: int) -> sp.csr_matrix:
         """Each item's ``fan`` most similar items (row i: targets j by sim(i, j)): computed at fit
@@ -226,20 +224,7 @@ class ItemKNNStrategy(Strategy):
     def top_anchor(self, queries: Queries, item_idx: np.ndarray) -> np.ndarray:
         """For each recommended item (``item_idx`` (n, k), -1 padded), the history item that
         contributed most to its score, ``argmax_i h(q, i) · sim(i, item)``; -1 when none did."""
-        parts = [self._by_target()]
-        live = getattr(self, "live_", None)
-        if live is not None and not live.empty:  # live co-occurrences are symmetric: rows = targets
-            live.merge()
-            parts.append(live.merged)
-        return neighbourhood_anchor(self.history(queries), parts, item_idx)
-
-    def _by_target(self) -> sp.csr_matrix:
-        """The similarity transposed (row j: the neighbours i of target j), cached."""
-        t = getattr(self, "_by_target_", None)
-        if t is None or t.shape != self.similarity_.shape:
-            t = self._by_target_ = sp.csr_matrix(self.similarity_.T)
-            t.sort_indices()
-        return t
+        return product_anchor(self.history(queries), [self.similarity_, self._live_matrix()], item_idx)
 
     # ------------------------------------------------------------------ online
     def observe(self, events: LiveEvents) -> bool:
@@ -254,7 +239,6 @@ class ItemKNNStrategy(Strategy):
             sim = self.similarity_.copy()
             sim.resize((n_items, n_items))
             self.similarity_ = sim
-            self._by_target_ = None
             self.fanout_ = None
             if hasattr(self, "norms_"):
                 self.norms_ = np.concatenate([self.norms_, np.zeros(n_items - len(self.norms_), np.float32)])

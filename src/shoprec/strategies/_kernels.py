@@ -1,0 +1,273 @@
+"""Compiled kernels of the serving hot path (numba, ``nogil``: the engine thread computes on one
+core while the HTTP loop runs on the other).
+
+Each kernel has a NumPy/SciPy reference in the module that uses it (the same answer, ties and
+padding included; the tests check them against each other on random inputs), and is compiled on
+first use (cached on disk by numba, so a restart reuses the machine code); the service's warm-up
+makes that first use happen before the first customer's request.
+
+* :func:`product_topk` — the top-``k`` positive entries of ``h @ (S₁ + S₂ + …)`` per row, under an
+  ``allowed`` mask, without forming the product: per request, the history's neighbour rows are
+  accumulated into one dense scratch row and only the touched entries are ranked. Replaces a sparse
+  product plus a lexsort over every stored entry (item-kNN, co-visitation, session-kNN, content).
+* :func:`product_anchor` — for each recommended item, the history item contributing most to its
+  score, ``argmax_i h(q, i) · S(i, item)``, by binary search in the history items' sorted rows (no
+  transposed copy of the similarity is kept).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+try:  # numba is a dependency; the import is lazy so that the command line starts fast
+    import numba as _nb
+except ImportError:  # pragma: no cover - only a broken install lacks it
+    _nb = None
+
+_JIT = dict(nogil=True, cache=True, fastmath=False, boundscheck=False)
+
+
+def available() -> bool:
+    return _nb is not None
+
+
+def _csr(x) -> sp.csr_matrix:
+    x = x if sp.isspmatrix_csr(x) or isinstance(x, sp.csr_array) else sp.csr_matrix(x)
+    if not x.has_sorted_indices:
+        x = x.copy()
+        x.sort_indices()
+    return x
+
+
+def _two(mats) -> tuple:
+    """One or two CSR matrices of the same shape (a model's similarity, its live additions) as the
+    kernels' arguments: (indptr, indices, data) of each and whether there is a second; no copy of
+    the arrays (numba compiles a version per index dtype)."""
+    mats = [mats] if sp.issparse(mats) else [m for m in mats if m is not None]
+    if len(mats) > 2:
+        raise ValueError("the kernels take a matrix and at most one matrix of additions")
+    a = _csr(mats[0])
+    n_cols = a.shape[1]
+    if len(mats) == 2 and mats[1].nnz:
+        b = _csr(mats[1])
+        n_cols = max(n_cols, b.shape[1])
+        return a.indptr, a.indices, a.data, b.indptr, b.indices, b.data, True, n_cols
+    return a.indptr, a.indices, a.data, a.indptr[:1], a.indices[:1], a.data[:1], False, n_cols
+
+
+if _nb is not None:
+    @_nb.njit(**_JIT)
+    def _worse(v1, j1, v2, j2):
+        """Whether (v1, j1) ranks below (v2, j2): a lower score, or the same score and a higher index."""
+        return v1 < v2 or (v1 == v2 and j1 > j2)
+
+    @_nb.njit(**_JIT)
+    def _sift_down(hi, hv, r, pos, size):
+        while True:
+            c = 2 * pos + 1
+            if c >= size:
+                return
+            if c + 1 < size and _worse(hv[r, c + 1], hi[r, c + 1], hv[r, c], hi[r, c]):
+                c += 1
+            if _worse(hv[r, c], hi[r, c], hv[r, pos], hi[r, pos]):
+                tv = hv[r, c]
+                ti = hi[r, c]
+                hv[r, c] = hv[r, pos]
+                hi[r, c] = hi[r, pos]
+                hv[r, pos] = tv
+                hi[r, pos] = ti
+                pos = c
+            else:
+                return
+
+    @_nb.njit(**_JIT)
+    def _heap_push(best_i, best_v, fill, r, k, v, j):
+        """Add (v, j) to row r's min-heap of the k best (the worst at the root), when it belongs."""
+        if fill[r] < k:   # sift up
+            pos = fill[r]
+            fill[r] += 1
+            best_v[r, pos] = v
+            best_i[r, pos] = j
+            while pos > 0:
+                parent = (pos - 1) >> 1
+                if _worse(best_v[r, pos], best_i[r, pos], best_v[r, parent], best_i[r, parent]):
+                    tv = best_v[r, parent]
+                    ti = best_i[r, parent]
+                    best_v[r, parent] = best_v[r, pos]
+                    best_i[r, parent] = best_i[r, pos]
+                    best_v[r, pos] = tv
+                    best_i[r, pos] = ti
+                    pos = parent
+                else:
+                    break
+        elif _worse(best_v[r, 0], best_i[r, 0], v, j):
+            best_v[r, 0] = v
+            best_i[r, 0] = j
+            _sift_down(best_i, best_v, r, 0, k)
+
+    @_nb.njit(**_JIT)
+    def _sorted_heap(best_i, best_v, fill, r, out_idx, out_val):
+        """Row r's heap, best first (ties to the lower index), into out_idx[r] / out_val[r]."""
+        c = fill[r]
+        size = c
+        while size > 0:                       # heap sort: pop the worst to the end
+            size -= 1
+            tv = best_v[r, 0]
+            ti = best_i[r, 0]
+            best_v[r, 0] = best_v[r, size]
+            best_i[r, 0] = best_i[r, size]
+            best_v[r, size] = tv
+            best_i[r, size] = ti
+            _sift_down(best_i, best_v, r, 0, size)
+        for q in range(c):
+            out_idx[r, q] = best_i[r, q]
+            out_val[r, q] = best_v[r, q]
+
+    @_nb.njit(**_JIT)
+    def _merge_block(sc, rows, items, allowed, best_i, best_v, fill):
+        k = best_i.shape[1]
+        for a in range(len(rows)):
+            r = rows[a]
+            for b in range(sc.shape[1]):
+                v = sc[a, b]
+                j = items[b]
+                if fill[r] == k and not _worse(best_v[r, 0], best_i[r, 0], v, j):
+                    continue      # not better than the worst held (the heap's root)
+                if not allowed[r, j]:
+                    continue
+                _heap_push(best_i, best_v, fill, r, k, v, j)
+
+
+    @_nb.njit(**_JIT)
+    def _product_topk(h_ptr, h_idx, h_val, a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, two, allowed,
+                      use_allowed, n_cols, k, out_idx, out_val):
+        n = len(h_ptr) - 1
+        a_rows = len(a_ptr) - 1
+        b_rows = len(b_ptr) - 1
+        acc = np.zeros(n_cols, np.float32)
+        seen = np.zeros(n_cols, np.bool_)
+        touched = np.empty(n_cols, np.int32)
+        heap_i = np.empty((1, k), np.int64)
+        heap_v = np.empty((1, k), np.float32)
+        out_i2 = np.empty((1, k), np.int64)
+        out_v2 = np.empty((1, k), np.float32)
+        fill = np.zeros(1, np.int64)
+        for r in range(n):
+            t = 0
+            for a in range(h_ptr[r], h_ptr[r + 1]):
+                i = h_idx[a]
+                w = h_val[a]
+                if i < a_rows:
+                    for b in range(a_ptr[i], a_ptr[i + 1]):
+                        j = a_idx[b]
+                        if not seen[j]:
+                            seen[j] = True
+                            touched[t] = j
+                            t += 1
+                        acc[j] += w * a_val[b]
+                if two and i < b_rows:
+                    for b in range(b_ptr[i], b_ptr[i + 1]):
+                        j = b_idx[b]
+                        if not seen[j]:
+                            seen[j] = True
+                            touched[t] = j
+                            t += 1
+                        acc[j] += w * b_val[b]
+            # the touched entries that are positive and allowed, through a heap of the k best
+            fill[0] = 0
+            for q in range(t):
+                j = touched[q]
+                v = acc[j]
+                acc[j] = 0.0
+                seen[j] = False
+                if v > 0 and (not use_allowed or allowed[r, j]):
+                    _heap_push(heap_i, heap_v, fill, 0, k, v, j)
+            _sorted_heap(heap_i, heap_v, fill, 0, out_i2, out_v2)
+            for q in range(fill[0]):
+                out_idx[r, q] = out_i2[0, q]
+                out_val[r, q] = out_v2[0, q]
+
+    @_nb.njit(**_JIT)
+    def _lookup(ptr, idx, val, i, j):
+        lo = ptr[i]
+        end = ptr[i + 1]
+        hi = end
+        while lo < hi:                     # binary search of j in row i (sorted indices)
+            mid = (lo + hi) >> 1
+            if idx[mid] < j:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < end and idx[lo] == j:
+            return val[lo]
+        return 0.0
+
+    @_nb.njit(**_JIT)
+    def _product_anchor(h_ptr, h_idx, h_val, a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, two, items, out):
+        n, k = items.shape
+        a_rows = len(a_ptr) - 1
+        b_rows = len(b_ptr) - 1
+        for r in range(n):
+            for q in range(k):
+                j = items[r, q]
+                if j < 0:
+                    continue
+                best = 0.0
+                src = -1
+                for a in range(h_ptr[r], h_ptr[r + 1]):   # ascending history index: ties to the lower
+                    i = h_idx[a]
+                    total = 0.0
+                    if i < a_rows:
+                        total += _lookup(a_ptr, a_idx, a_val, i, j)
+                    if two and i < b_rows:
+                        total += _lookup(b_ptr, b_idx, b_val, i, j)
+                    contrib = h_val[a] * total
+                    if contrib > best:
+                        best = contrib
+                        src = i
+                out[r, q] = src
+
+
+def merge_block(sc: np.ndarray, rows: np.ndarray, items: np.ndarray, allowed: np.ndarray, best_i: np.ndarray,
+                best_v: np.ndarray, fill: np.ndarray) -> None:
+    """Fold a block of scores (``sc[a, b]``: request ``rows[a]``, item ``items[b]``) into each
+    request's running top-k, allowed items only, ties to the lower index. ``best_i`` / ``best_v``
+    (n, k) hold each request's best as a binary min-heap (the worst held at position 0), ``fill``
+    how many are held. In place."""
+    _merge_block(np.ascontiguousarray(sc, dtype=np.float32), rows.astype(np.int64, copy=False),
+                 items.astype(np.int64, copy=False), allowed, best_i, best_v, fill)
+
+
+def product_topk(history, mats, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` positive entries of each row of ``history @ sum(mats)`` (only where ``allowed``, a
+    bool (n, >= n_cols) mask): item indices int32 (n, k) and scores float32 (n, k), best first, ties
+    to the lower index, ``-1`` / ``-inf`` padding — what :func:`~shoprec.strategies.topk.sparse_topk`
+    gives on the materialised product."""
+    h = _csr(history)
+    *parts, two, n_cols = _two(mats)
+    n = h.shape[0]
+    out_idx = np.full((n, k), -1, np.int32)
+    out_val = np.full((n, k), -np.inf, np.float32)
+    if n == 0 or k == 0 or h.nnz == 0:
+        return out_idx, out_val
+    use = allowed is not None
+    mask = np.ascontiguousarray(allowed, dtype=np.bool_) if use else np.ones((1, 1), np.bool_)
+    if use and mask.shape[1] < n_cols:
+        raise ValueError(f"allowed has {mask.shape[1]} columns, the product {n_cols}")
+    _product_topk(h.indptr, h.indices, h.data.astype(np.float32, copy=False), *parts, two, mask, use,
+                  n_cols, k, out_idx, out_val)
+    return out_idx, out_val
+
+
+def product_anchor(history, mats, item_idx: np.ndarray) -> np.ndarray:
+    """For each ``item_idx[r, q]`` (-1 padded), the history item ``i`` of row ``r`` maximising
+    ``history(r, i) · sum(mats)(i, item)`` (ties to the lower ``i``), -1 when none contributes."""
+    h = _csr(history)
+    *parts, two, _ = _two(mats)
+    items = np.ascontiguousarray(item_idx, dtype=np.int64)
+    out = np.full(items.shape, -1, np.int64)
+    if h.nnz == 0 or items.size == 0:
+        return out
+    _product_anchor(h.indptr, h.indices, h.data.astype(np.float32, copy=False), *parts, two, items, out)
+    return out
