@@ -63,6 +63,15 @@ if _nb is not None:
         return v1 < v2 or (v1 == v2 and j1 > j2)
 
     @_nb.njit(**_JIT)
+    def _swap(hi, hv, r, a, b):
+        tv = hv[r, a]
+        ti = hi[r, a]
+        hv[r, a] = hv[r, b]
+        hi[r, a] = hi[r, b]
+        hv[r, b] = tv
+        hi[r, b] = ti
+
+    @_nb.njit(**_JIT)
     def _sift_down(hi, hv, r, pos, size):
         while True:
             c = 2 * pos + 1
@@ -71,12 +80,7 @@ if _nb is not None:
             if c + 1 < size and _worse(hv[r, c + 1], hi[r, c + 1], hv[r, c], hi[r, c]):
                 c += 1
             if _worse(hv[r, c], hi[r, c], hv[r, pos], hi[r, pos]):
-                tv = hv[r, c]
-                ti = hi[r, c]
-                hv[r, c] = hv[r, pos]
-                hi[r, c] = hi[r, pos]
-                hv[r, pos] = tv
-                hi[r, pos] = ti
+                _swap(hi, hv, r, c, pos)
                 pos = c
             else:
                 return
@@ -92,12 +96,7 @@ if _nb is not None:
             while pos > 0:
                 parent = (pos - 1) >> 1
                 if _worse(best_v[r, pos], best_i[r, pos], best_v[r, parent], best_i[r, parent]):
-                    tv = best_v[r, parent]
-                    ti = best_i[r, parent]
-                    best_v[r, parent] = best_v[r, pos]
-                    best_i[r, parent] = best_i[r, pos]
-                    best_v[r, pos] = tv
-                    best_i[r, pos] = ti
+                    _swap(best_i, best_v, r, parent, pos)
                     pos = parent
                 else:
                     break
@@ -113,12 +112,7 @@ if _nb is not None:
         size = c
         while size > 0:                       # heap sort: pop the worst to the end
             size -= 1
-            tv = best_v[r, 0]
-            ti = best_i[r, 0]
-            best_v[r, 0] = best_v[r, size]
-            best_i[r, 0] = best_i[r, size]
-            best_v[r, size] = tv
-            best_i[r, size] = ti
+            _swap(best_i, best_v, r, 0, size)
             _sift_down(best_i, best_v, r, 0, size)
         for q in range(c):
             out_idx[r, q] = best_i[r, q]

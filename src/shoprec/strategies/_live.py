@@ -26,6 +26,7 @@ class LiveCooccurrence:
         self._vals: list[np.ndarray] = []
         self._buffered = 0
         self._tail: sp.csr_matrix | None = None
+        self._sum: sp.csr_matrix | None = None   # merged + buffer, for matrix()
         self.entries = 0
 
     @property
@@ -40,7 +41,7 @@ class LiveCooccurrence:
         self._vals.append(np.asarray(vals, np.float32))
         self._buffered += len(rows)
         self.entries += len(rows)
-        self._tail = None
+        self._tail = self._sum = None
         if self._buffered >= self.merge_every:
             self.merge()
 
@@ -59,7 +60,7 @@ class LiveCooccurrence:
             self.merged = sp.csr_matrix(self.merged + self._buffer_csr(), dtype=np.float32)
         self._rows, self._cols, self._vals = [], [], []
         self._buffered = 0
-        self._tail = None
+        self._tail = self._sum = None
 
     def grow(self, n: int) -> None:
         if n <= self.n:
@@ -75,9 +76,8 @@ class LiveCooccurrence:
         the next addition), for the serving kernels."""
         if not self._buffered:
             return self.merged
-        if self._tail is None or getattr(self, "_sum_of", None) is not self._tail:
+        if getattr(self, "_sum", None) is None:   # (an instance pickled before the cache existed)
             self._sum = sp.csr_matrix(self.merged + self._buffer_csr(), dtype=np.float32)
-            self._sum_of = self._tail
         return self._sum
 
     def product(self, h: sp.csr_matrix) -> sp.csr_matrix:
