@@ -77,9 +77,9 @@ def synthetic_shop(n_items: int, *, events_per_item: float = 10.0, seed: int = 0
     words = np.array(WORDS, dtype=object)
     tw = rng.integers(0, len(words), (n_topics, 2))
     iw = rng.integers(0, len(words), (n_items, 2))
-    titles = [f"{words[tw[tp, 0]]} {words[tw[tp, 1]]} {words[a]} {words[b]} no {i}"
+    titles = [f"{words[tw[tp, 0]]} {words[tw[tp, 1]]} {words[a]} {words[b]} {i:06d}"
               for i, (tp, a, b) in enumerate(zip(topic, iw[:, 0], iw[:, 1]))]
     table = pd.DataFrame({"title": titles, "price": np.round(rng.lognormal(1.5, 0.8, n_items), 2),
-                          "category": pd.Series(topic).map("topic {}".format).to_numpy(), "in_stock": True},
+                          "category": pd.Series(topic).map("topic{:03d}".format).to_numpy(), "in_stock": True},
                          index=pd.Index([f"i{i}" for i in range(n_items)], name="item_id"))
     return frame_to_shopdata(frame, name=f"synthetic-{n_items}", item_table=table)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from shoprec.strategies._kernels import merge_block, product_anchor, product_topk
+from shoprec.scenarios.reasons import cooccurrence_anchors_sparse
+from shoprec.strategies._kernels import cosine_anchor, merge_block, product_anchor, product_topk, row_floor
 from shoprec.strategies.factorization import pruned_mips
 from shoprec.strategies.item_knn import neighbourhood_anchor
 from shoprec.strategies.topk import sparse_topk, topk
@@ -76,10 +77,108 @@ def test_pruned_mips_is_the_exact_top_k(seed):
     allowed = rng.random((n, m + 3)) > 0.3
     norms = np.linalg.norm(f, axis=1)
     order = np.argsort(-norms, kind="stable")
-    got = pruned_mips(v, f, (order, norms[order], np.ascontiguousarray(f[order])), k, allowed,
+    got = pruned_mips(v, f, (order, norms[order]), k, allowed,
                       block=int(rng.integers(1, 500)))
     scores = np.hstack([(v @ f.T).astype(np.float32), np.full((n, 3), -np.inf, np.float32)])
     scores[~allowed] = -np.inf
     want = topk(scores, k)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-6)
+
+
+def test_cosine_anchor_known_answer():
+    # items × users: item 0 and item 1 share user 0; item 2 shares users 1 and 2 with item 3
+    x = sp.csr_matrix(np.array([[1, 0, 0],
+                                [1, 0, 1],
+                                [0, 1, 1],
+                                [0, 1, 1],
+                                [0, 0, 0]], np.float32))
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    items = np.array([[3, 0, -1, 4, 7], [1, 2, -1, -1, -1], [2, -1, -1, -1, -1]])
+    pools = [np.array([1, 2]), np.array([4]), np.array([], np.int64)]
+    got = cosine_anchor(items, pools, x, norms)
+    # request 0: item 3 is closest to 2 (cos 1) not 1 (cos .5); item 0 only to 1; item 4 co-occurs with
+    # none and item 7 is unknown: the pool's first. Request 1: item 4 co-occurs with nothing: itself first.
+    assert got.tolist() == [[2, 1, -1, 1, 1], [4, 4, -1, -1, -1], [-1, -1, -1, -1, -1]]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cosine_anchor_matches_the_sparse_reference(seed):
+    rng = np.random.default_rng(seed)
+    n_items, n_users = int(rng.integers(10, 200)), int(rng.integers(5, 300))
+    x = sp.random(n_items, n_users, density=0.08, format="csr", dtype=np.float32, random_state=seed)
+    x.data = np.ceil(x.data * 2)                  # small integers: many exact ties
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    n = 12
+    items = rng.integers(-1, n_items + 5, size=(n, 7))     # -1 padding and items added after fit
+    pools = [rng.choice(n_items + 3, size=int(rng.integers(0, 8)), replace=False) for _ in range(n)]
+    np.testing.assert_array_equal(cosine_anchor(items, pools, x, norms),
+                                  cooccurrence_anchors_sparse(items, pools, x, norms))
+
+
+def test_row_floor_keeps_each_rows_fan_largest():
+    x = sp.csr_matrix(np.array([[0, 3, 1, 2], [5, 0, 0, 0], [1, 1, 1, 0]], np.float32))
+    floor = row_floor(x, 2)
+    assert floor[0] == 2 and np.isneginf(floor[1]) and floor[2] == 1   # row 2: ties at the boundary kept
+    h = sp.csr_matrix(np.array([[1, 0, 0], [0, 0, 1]], np.float32))
+    idx, _ = product_topk(h, x, 4, floor=floor)
+    assert idx.tolist() == [[1, 3, -1, -1], [0, 1, 2, -1]]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_product_topk_floor_equals_the_pruned_matrix(seed):
+    from shoprec.strategies.item_knn import sparse_topk_rows
+
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(30, 300))
+    sim = sp.random(m, m, density=0.1, format="csr", dtype=np.float32, random_state=seed)   # distinct values
+    live = sp.random(m, m, density=0.01, format="csr", dtype=np.float32, random_state=seed + 1)
+    h = sp.random(10, m, density=0.05, format="csr", dtype=np.float32, random_state=seed + 2)
+    fan = int(rng.integers(1, 12))
+    r, c, v = sparse_topk_rows(sim, fan)
+    pruned = sp.csr_matrix((v, (r, c)), shape=sim.shape)
+    allowed = rng.random((10, m)) < 0.8
+    want = product_topk(h, [pruned, live], 7, allowed)
+    got = product_topk(h, [sim, live], 7, allowed, floor=row_floor(sim, fan))
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+
+
+def test_als_fold_in_is_implicits_least_squares_step():
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    from shoprec.strategies.factorization import als_fold_in
+
+    rng = np.random.default_rng(3)
+    f = rng.standard_normal((60, 8)).astype(np.float32)
+    h = sp.random(9, 60, density=0.15, format="csr", dtype=np.float32, random_state=3)
+    h.data = np.ceil(h.data * 3)
+    keep = np.ones(9, np.float32)
+    keep[4] = 0                                # an empty history: the zero vector
+    h = sp.csr_matrix(sp.diags(keep) @ h)
+    h.eliminate_zeros()
+    model = AlternatingLeastSquares(factors=8, regularization=0.05, alpha=2.0)
+    model.item_factors = f
+    want = model.recalculate_user(np.arange(9), h)
+    got = als_fold_in(h, f, f.astype(np.float64).T @ f.astype(np.float64), 2.0, 0.05)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+    assert not got[4].any()
+
+
+def test_float16_factors_serve_the_float16_ranking_and_survive_save_load(tmp_path):
+    from shoprec.data import Ragged
+    from shoprec.strategies import make_strategy
+    from shoprec.strategies.base import Queries, Strategy
+    from shoprec.testing import tiny_shop
+
+    data = tiny_shop()
+    s = make_strategy("als", factors=8, iterations=3, factor_dtype="float16").fit(data)
+    assert s.item_factors_.dtype == np.float16 and 0.5 <= s.quantisation_agreement_ <= 1.0
+    q = Queries(np.arange(4, dtype=np.int32), Ragged.empty(4), np.full(4, -1, np.int32), Ragged.empty(4))
+    allowed = np.ones((4, data.n_items), bool)
+    dense = topk(s.score(q), 5)
+    np.testing.assert_array_equal(s.candidates(q, 5, allowed)[0], dense[0])
+    s.save(tmp_path / "als")
+    back = Strategy.load(tmp_path / "als")
+    assert back.item_factors_.dtype == np.float16
+    np.testing.assert_array_equal(back.candidates(q, 5, allowed)[0], dense[0])

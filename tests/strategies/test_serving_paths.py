@@ -76,7 +76,8 @@ def _queries(data, n=6):
 
 @pytest.mark.parametrize("name,params", [("item_knn", {}), ("item_knn", {"similarity": "covisit"}),
                                          ("popularity", {}), ("popularity", {"mode": "trending"}),
-                                         ("content_tfidf", {})])
+                                         ("content_tfidf", {}), ("session_knn", {}),
+                                         ("session_knn", {"fallback": "none", "user_history": 3})])
 def test_candidates_equal_the_dense_path_on_positive_scores(name, params):
     data = tiny_shop()
     s = make_strategy(name, **params).fit(data)

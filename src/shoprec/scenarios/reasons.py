@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ..strategies._kernels import cosine_anchor
 from ..strategies.base import Queries
 
 TEMPLATES: dict[str, tuple[str, str]] = {
@@ -79,9 +80,17 @@ def fill(template: str, **values: str | None) -> str:
 def cooccurrence_anchors(item_idx: np.ndarray, pools: list[np.ndarray], item_users: sp.csr_matrix,
                          norms: np.ndarray) -> np.ndarray:
     """:func:`cooccurrence_anchor` for every recommended item of a batch (``item_idx`` (n, k), -1
-    padded), with one sparse product for the whole batch. Items unknown to ``item_users`` (added
-    after fit), and items that co-occur with no anchor, get the request's first anchor; -1 where a
-    request has no anchor at all."""
+    padded). Items unknown to ``item_users`` (added after fit), and items that co-occur with no
+    anchor, get the request's first anchor; -1 where a request has no anchor at all. The compiled
+    kernel (one sorted-row intersection per pair); :func:`cooccurrence_anchors_sparse` is its
+    SciPy reference."""
+    return cosine_anchor(item_idx, pools, item_users, norms)
+
+
+def cooccurrence_anchors_sparse(item_idx: np.ndarray, pools: list[np.ndarray], item_users: sp.csr_matrix,
+                                norms: np.ndarray) -> np.ndarray:
+    """:func:`cooccurrence_anchors` with one sparse product for the whole batch (the reference the
+    kernel is tested against; its cost grows with the batch squared)."""
     n, k = item_idx.shape
     out = np.full((n, k), -1, dtype=np.int64)
     n_known = item_users.shape[0]

@@ -369,30 +369,43 @@ class Engine:
             self._loop()
 
     def _loop(self) -> None:
+        # Events, catalogue changes and swaps run the moment the thread sees them, in arrival order;
+        # recommendation requests wait per scenario and are answered one batch (<= max_batch) at a
+        # time, the scenario whose head has waited longest first. The queue is read again after
+        # every batch, so an acknowledged event waits for at most the batch in progress, never for
+        # the requests queued before it (which may as well see it).
+        pending: dict[str, deque[_Task]] = {}
+        stopping = False
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            tasks = [first]
-            while len(tasks) < 4 * self.max_batch:
+            if not any(pending.values()):
+                if stopping:
+                    return
+                first = self._queue.get()
+                if first is None:
+                    return
+                self._take(first, pending)
+            while not stopping:
                 try:
                     t = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if t is None:
-                    self._queue.put(None)
+                    stopping = True   # answer what was accepted, then stop
                     break
-                tasks.append(t)
-            # events, catalogue changes and swaps first, in arrival order, then the waiting requests
-            # batched per scenario: an acknowledged event waits for at most the batch in progress,
-            # never for the requests queued with it (which may as well see it)
-            pending: dict[str, list[_Task]] = {}
-            for t in tasks:
-                if t.kind == "recommend":
-                    pending.setdefault(t.scenario, []).append(t)
-                else:
-                    self._mutate(t)
-            self._flush(pending)
+                self._take(t, pending)
+            waiting = [(g[0].enqueued, sc) for sc, g in pending.items() if g]
+            if not waiting:
+                continue
+            scenario = min(waiting)[1]
+            group = pending[scenario]
+            batch = [group.popleft() for _ in range(min(len(group), self.max_batch))]
+            self._answer(scenario, batch)
+
+    def _take(self, t: _Task, pending: dict[str, deque[_Task]]) -> None:
+        if t.kind == "recommend":
+            pending.setdefault(t.scenario, deque()).append(t)
+        else:
+            self._mutate(t)
 
     def _mutate(self, t: _Task) -> None:
         try:
@@ -408,12 +421,6 @@ class Engine:
         except BaseException as e:  # noqa: BLE001 - reported to the caller
             log.exception("engine task %s failed", t.kind)
             settle([(t, None, e)])
-
-    def _flush(self, pending: dict[str, list[_Task]]) -> None:
-        for scenario, group in pending.items():
-            for start in range(0, len(group), self.max_batch):
-                self._answer(scenario, group[start:start + self.max_batch])
-        pending.clear()
 
     def _answer(self, scenario: str, group: list[_Task]) -> None:
         start = time.perf_counter()

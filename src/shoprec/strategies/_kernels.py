@@ -13,6 +13,8 @@ makes that first use happen before the first customer's request.
 * :func:`product_anchor` — for each recommended item, the history item contributing most to its
   score, ``argmax_i h(q, i) · S(i, item)``, by binary search in the history items' sorted rows (no
   transposed copy of the similarity is kept).
+* :func:`cosine_anchor` — the reason's anchor by cosine co-occurrence, one sorted-row intersection
+  per (recommended item, anchor) pair instead of a product over the whole batch.
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ if _nb is not None:
 
     @_nb.njit(**_JIT)
     def _product_topk(h_ptr, h_idx, h_val, a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, two, allowed,
-                      use_allowed, n_cols, k, out_idx, out_val):
+                      use_allowed, floor, use_floor, n_cols, k, out_idx, out_val):
         n = len(h_ptr) - 1
         a_rows = len(a_ptr) - 1
         b_rows = len(b_ptr) - 1
@@ -153,7 +155,10 @@ if _nb is not None:
                 i = h_idx[a]
                 w = h_val[a]
                 if i < a_rows:
+                    lim = floor[i] if use_floor and i < len(floor) else -np.inf
                     for b in range(a_ptr[i], a_ptr[i + 1]):
+                        if a_val[b] < lim:
+                            continue
                         j = a_idx[b]
                         if not seen[j]:
                             seen[j] = True
@@ -222,6 +227,56 @@ if _nb is not None:
                         src = i
                 out[r, q] = src
 
+    @_nb.njit(**_JIT)
+    def _row_dot(ptr, idx, val, i, a):
+        """Dot product of rows i and a (sorted indices): each entry of the shorter row is found by a
+        binary search in the rest of the longer one."""
+        if ptr[i + 1] - ptr[i] > ptr[a + 1] - ptr[a]:
+            i, a = a, i
+        lo = ptr[a]
+        end = ptr[a + 1]
+        total = 0.0
+        for p in range(ptr[i], ptr[i + 1]):
+            u = idx[p]
+            hi = end
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if idx[mid] < u:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo == end:
+                break
+            if idx[lo] == u:
+                total += val[p] * val[lo]
+                lo += 1
+        return total
+
+    @_nb.njit(**_JIT)
+    def _cosine_anchor(items, pool_ptr, pool, ptr, idx, val, norms, n_known, out):
+        n, k = items.shape
+        for r in range(n):
+            if pool_ptr[r] == pool_ptr[r + 1]:
+                continue
+            first = pool[pool_ptr[r]]
+            for q in range(k):
+                j = items[r, q]
+                if j < 0:
+                    continue
+                src = first
+                if j < n_known:
+                    best = 0.0
+                    for p in range(pool_ptr[r], pool_ptr[r + 1]):   # pool order: ties to the earlier
+                        a = pool[p]
+                        d = _row_dot(ptr, idx, val, j, a)
+                        if d > 0:
+                            d = d / max(norms[a] * norms[j], 1e-12)
+                            if d > best:
+                                best = d
+                                src = a
+                out[r, q] = src
+
+
 
 def merge_block(sc: np.ndarray, rows: np.ndarray, items: np.ndarray, allowed: np.ndarray, best_i: np.ndarray,
                 best_v: np.ndarray, fill: np.ndarray) -> None:
@@ -233,11 +288,14 @@ def merge_block(sc: np.ndarray, rows: np.ndarray, items: np.ndarray, allowed: np
                  items.astype(np.int64, copy=False), allowed, best_i, best_v, fill)
 
 
-def product_topk(history, mats, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def product_topk(history, mats, k: int, allowed: np.ndarray | None = None,
+                 floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` positive entries of each row of ``history @ sum(mats)`` (only where ``allowed``, a
     bool (n, >= n_cols) mask): item indices int32 (n, k) and scores float32 (n, k), best first, ties
     to the lower index, ``-1`` / ``-inf`` padding — what :func:`~shoprec.strategies.topk.sparse_topk`
-    gives on the materialised product."""
+    gives on the materialised product. ``floor`` (per row of the first matrix): its entries below
+    ``floor[i]`` are left out (a fan-out by value: see :func:`row_floor`); the second matrix is
+    always read whole."""
     h = _csr(history)
     *parts, two, n_cols = _two(mats)
     n = h.shape[0]
@@ -249,8 +307,10 @@ def product_topk(history, mats, k: int, allowed: np.ndarray | None = None) -> tu
     mask = np.ascontiguousarray(allowed, dtype=np.bool_) if use else np.ones((1, 1), np.bool_)
     if use and mask.shape[1] < n_cols:
         raise ValueError(f"allowed has {mask.shape[1]} columns, the product {n_cols}")
+    use_floor = floor is not None
+    lim = np.asarray(floor, np.float32) if use_floor else np.zeros(1, np.float32)
     _product_topk(h.indptr, h.indices, h.data.astype(np.float32, copy=False), *parts, two, mask, use,
-                  n_cols, k, out_idx, out_val)
+                  lim, use_floor, n_cols, k, out_idx, out_val)
     return out_idx, out_val
 
 
@@ -264,4 +324,43 @@ def product_anchor(history, mats, item_idx: np.ndarray) -> np.ndarray:
     if h.nnz == 0 or items.size == 0:
         return out
     _product_anchor(h.indptr, h.indices, h.data.astype(np.float32, copy=False), *parts, two, items, out)
+    return out
+
+
+def cosine_anchor(item_idx: np.ndarray, pools: list[np.ndarray], item_users, norms: np.ndarray) -> np.ndarray:
+    """For each recommended ``item_idx[r, q]`` (-1 padded), the item of ``pools[r]`` with the highest
+    cosine co-occurrence ``<x_item, x_a> / (‖x_item‖ ‖x_a‖)`` over ``item_users``' rows (ties and
+    items co-occurring with none: the pool's earlier / first item; items beyond ``item_users``,
+    added after fit: the first); -1 where the pool is empty. Pool items beyond ``item_users`` are
+    left out. Each pair is one sorted-row intersection: no product over the batch is formed."""
+    x = _csr(item_users)
+    n_known = x.shape[0]
+    items = np.ascontiguousarray(item_idx, dtype=np.int64)
+    out = np.full(items.shape, -1, np.int64)
+    pools = [np.asarray(p, dtype=np.int64) for p in pools]
+    pools = [p[(p >= 0) & (p < n_known)] for p in pools]
+    sizes = np.array([len(p) for p in pools], dtype=np.int64)
+    if not sizes.any() or items.size == 0:
+        return out
+    pool_ptr = np.zeros(len(pools) + 1, np.int64)
+    np.cumsum(sizes, out=pool_ptr[1:])
+    _cosine_anchor(items, pool_ptr, np.concatenate(pools), x.indptr, x.indices, x.data.astype(np.float32, copy=False),
+                   np.asarray(norms, dtype=np.float64), n_known, out)
+    return out
+
+
+def row_floor(x, fan: int) -> np.ndarray:
+    """Per row of ``x`` (CSR), the ``fan``-th largest stored value (float32; ``-inf`` for rows with
+    fewer entries): the entries at or above it are the row's ``fan`` largest (more on ties at the
+    boundary). One float per row instead of a second, pruned copy of the matrix."""
+    x = sp.csr_matrix(x)
+    n = x.shape[0]
+    out = np.full(n, -np.inf, np.float32)
+    lens = np.diff(x.indptr)
+    rows = np.flatnonzero(lens >= fan)
+    if fan <= 0 or not len(rows):
+        return out
+    row_of = np.repeat(np.arange(n), lens)
+    order = np.lexsort((-x.data, row_of))            # per row, largest first
+    out[rows] = x.data[order][x.indptr[rows] + fan - 1]
     return out

@@ -28,6 +28,11 @@ class ALSConfig(StrategyConfig):
                     "item can enter (pruned_mips); hnsw = an HNSW graph over the item factors "
                     "(hnswlib, inner product; built at fit and saved with the model), which reads a few "
                     "thousand items instead of all. Evaluation (`recommend`) stays exact.")
+    factor_dtype: Literal["float32", "float16"] = Field(
+        default="float32",
+        description="How the factors are kept once fitted: float16 halves their memory (serving reads "
+                    "them in blocks, in float32 arithmetic); the fit measures how often float16 keeps "
+                    "the float32 top 10 (`quantisation_agreement_`, sampled users).")
     hnsw_m: int = Field(default=16, ge=4, description="HNSW: links per node.")
     hnsw_ef: int = Field(default=200, ge=10, description="HNSW: candidate list size at query time (≥ 2k).")
 
@@ -72,7 +77,7 @@ def factor_anchor(history: sp.csr_matrix, item_factors: np.ndarray, item_idx: np
         weight[rr, pos] = h.data[h.indptr[lo]:h.indptr[hi]]
         items = item_idx[lo:hi]
         ok = (items >= 0) & (items < m)
-        contrib = np.matmul(item_factors[hist], item_factors[np.where(ok, items, 0)].transpose(0, 2, 1))
+        contrib = np.matmul(_f32(item_factors[hist]), _f32(item_factors[np.where(ok, items, 0)]).transpose(0, 2, 1))
         contrib *= weight[:, :, None]
         contrib[np.arange(width)[None, :] >= ln[:, None]] = -np.inf
         best = contrib.argmax(axis=1)
@@ -80,33 +85,43 @@ def factor_anchor(history: sp.csr_matrix, item_factors: np.ndarray, item_idx: np
         good = ok & (value > 0)
         out[lo:hi][good] = np.take_along_axis(hist, best, axis=1)[good]
     return out
-    # every (history entry, recommended slot) pair of a chunk of queries at once; chunks keep the
-    # gathered factor rows to a few hundred thousand pairs
+
+
+def als_fold_in(history: sp.csr_matrix, item_factors: np.ndarray, yty: np.ndarray, alpha: float,
+                regularization: float) -> np.ndarray:
+    """One exact ALS least-squares step per row of ``history`` against fixed item factors, what
+    ``implicit``'s ``recalculate_user`` computes (confidence ``c = alpha · weight``;
+    ``(YᵀY + λI + Σ (c − 1) y yᵀ) x = Σ c y``), batched in NumPy: ``yty`` (YᵀY, float64) is
+    computed once by the caller instead of per call (at a million items that product alone is
+    4 GFLOP), and only the history's own factors are read, so float16 factors work as they are."""
+    h = sp.csr_matrix(history)
+    n, f = h.shape[0], item_factors.shape[1]
+    out = np.zeros((n, f), np.float32)
     lens = np.diff(h.indptr).astype(np.int64)
-    per_row = lens * k
-    bounds = np.searchsorted(np.cumsum(per_row), np.arange(1, int(per_row.sum()) // 400_000 + 1) * 400_000)
-    starts = np.unique(np.r_[0, np.minimum(bounds + 1, n)])
-    for lo, hi in zip(starts, np.r_[starts[1:], n]):
-        if lo >= hi:
-            continue
-        e_lo, e_hi = h.indptr[lo], h.indptr[hi]
-        entry = np.repeat(np.arange(e_lo, e_hi), k)
-        slot = np.tile(np.arange(k), e_hi - e_lo)
-        row = np.repeat(np.arange(lo, hi), lens[lo:hi] * k)
-        item = item_idx[row, slot]
-        ok = (item >= 0) & (item < m)
-        entry, slot, row, item = entry[ok], slot[ok], row[ok], item[ok]
-        if not len(entry):
-            continue
-        hist = h.indices[entry]
-        contrib = np.einsum("ij,ij->i", item_factors[hist], item_factors[item]) * h.data[entry]
-        key = row * k + slot
-        # per slot the first history item of highest contribution (argmax's tie rule); lexsort is stable
-        order = np.lexsort((-contrib, key))
-        ks = key[order]
-        first = order[np.r_[True, ks[1:] != ks[:-1]]]
-        good = first[contrib[first] > 0]
-        out.ravel()[key[good]] = hist[good]
+    rows = np.flatnonzero(lens > 0)
+    if not len(rows):
+        return out
+    base = yty + regularization * np.eye(f)
+    # chunks of rows padded to their longest history, at most ~1M factor entries each
+    order = rows[np.argsort(lens[rows], kind="stable")]
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and (stop - start + 1) * int(lens[order[stop]]) * f <= 1_000_000:
+            stop += 1
+        chunk = order[start:stop]
+        L = int(lens[chunk].max())
+        pos = np.arange(L)[None, :]
+        valid = pos < lens[chunk][:, None]
+        at = np.where(valid, h.indptr[chunk][:, None] + pos, 0)
+        items = h.indices[at]
+        c = np.where(valid, alpha * h.data[at].astype(np.float64), 0.0)
+        Y = item_factors[items].astype(np.float64) * valid[:, :, None]          # (m, L, f)
+        W = (np.abs(c) - 1.0)[:, :, None] * Y
+        A = base[None] + np.matmul(W.transpose(0, 2, 1), Y)
+        b = np.einsum("ml,mlf->mf", np.where(c > 0, c, 0.0), Y)
+        out[chunk] = np.linalg.solve(A, b[:, :, None])[:, :, 0]
+        start = stop
     return out
 
 
@@ -136,28 +151,29 @@ class ALSStrategy(Strategy):
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         if cfg.candidate_index == "hnsw":
             self._hnsw_index_ = _build_hnsw(self.item_factors_, cfg)
+        if cfg.factor_dtype == "float16":
+            self.quantisation_agreement_ = _float16_agreement(self.user_factors_, self.item_factors_, seed=cfg.seed)
+            self.user_factors_ = self.user_factors_.astype(np.float16)
+            self.item_factors_ = self.item_factors_.astype(np.float16)
 
     def _user_vectors(self, queries: Queries) -> np.ndarray:
         known = np.maximum(queries.user_idx, 0)
-        vecs = self.user_factors_[known].copy()
+        vecs = self.user_factors_[known].astype(np.float32)
         fold = _changed_rows(queries)
         if fold.any():
             vecs[fold] = self._fold_in(self.history(queries.take(np.flatnonzero(fold))))
         return vecs
 
     def _fold_in(self, hist: sp.csr_matrix) -> np.ndarray:
-        """One exact ALS least-squares step per row against the fixed item factors (batched, in C)."""
-        from implicit.cpu.als import AlternatingLeastSquares
-        cfg = self.config
-        with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(factors=self.item_factors_.shape[1],
-                                            regularization=cfg.regularization, alpha=cfg.alpha,
-                                            num_threads=cfg.num_threads)
-            model.item_factors = self.item_factors_
-            return model.recalculate_user(np.arange(hist.shape[0]), sp.csr_matrix(hist, dtype=np.float32))
+        """One exact ALS least-squares step per row against the fixed item factors (als_fold_in)."""
+        got = getattr(self, "_yty_", None)
+        if got is None or got[0] is not self.item_factors_:
+            f = self.item_factors_.astype(np.float64)
+            got = self._yty_ = (self.item_factors_, f.T @ f)
+        return als_fold_in(hist, self.item_factors_, got[1], self.config.alpha, self.config.regularization)
 
     def _score(self, queries: Queries) -> np.ndarray:
-        return self._user_vectors(queries) @ self.item_factors_.T
+        return self._user_vectors(queries).astype(np.float32) @ _f32(self.item_factors_).T
 
     def top_anchor(self, queries: Queries, item_idx: np.ndarray) -> np.ndarray:
         """The history item whose factor is closest to each recommended item's (see factor_anchor)."""
@@ -198,15 +214,15 @@ class ALSStrategy(Strategy):
             idx[rows], val[rows] = super().candidates(queries.take(rows), k, allowed[rows])
         return idx, val
 
-    def _norm_order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The items by decreasing factor norm: (order, norms in that order, the factors in that
-        order), for :func:`pruned_mips`; cached."""
+    def _norm_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """The items by decreasing factor norm: (order, norms in that order), for
+        :func:`pruned_mips`; cached."""
         got = getattr(self, "_norm_order_", None)
         if got is None or len(got[0]) != self.item_factors_.shape[0]:
-            f = np.asarray(self.item_factors_, dtype=np.float32)
-            norms = np.linalg.norm(f, axis=1)
+            f = self.item_factors_
+            norms = np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float32))
             order = np.argsort(-norms, kind="stable").astype(np.int64)
-            got = self._norm_order_ = (order, norms[order], np.ascontiguousarray(f[order]))
+            got = self._norm_order_ = (order, norms[order])
         return got
 
     def _hnsw(self):
@@ -219,6 +235,8 @@ class ALSStrategy(Strategy):
         state = {"user_factors_": self.user_factors_, "item_factors_": self.item_factors_}
         if self.config.candidate_index == "hnsw":
             state["hnsw_"] = _hnsw_bytes(self._hnsw())
+        if getattr(self, "quantisation_agreement_", None) is not None:
+            state["quantisation_agreement_"] = np.float64(self.quantisation_agreement_)
         return state
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
@@ -226,6 +244,25 @@ class ALSStrategy(Strategy):
         self.item_factors_ = state["item_factors_"]
         if "hnsw_" in state:
             self._hnsw_index_ = _hnsw_from_bytes(np.asarray(state["hnsw_"]), self.item_factors_.shape)
+        if "quantisation_agreement_" in state:
+            self.quantisation_agreement_ = float(state["quantisation_agreement_"])
+
+
+def _f32(x: np.ndarray) -> np.ndarray:
+    return x if x.dtype == np.float32 else x.astype(np.float32)
+
+
+def _float16_agreement(user_f: np.ndarray, item_f: np.ndarray, k: int = 10, users: int = 2000,
+                       seed: int = 0) -> float:
+    """Mean overlap of each sampled user's top ``k`` by float32 factors and by the float16-rounded
+    ones (the scores of float16 factors, computed in float32)."""
+    from .topk import topk
+
+    rng = np.random.default_rng(seed)
+    u = rng.choice(len(user_f), min(users, len(user_f)), replace=False)
+    a = topk(user_f[u] @ item_f.T, k)[0]
+    b = topk(user_f[u].astype(np.float16).astype(np.float32) @ item_f.astype(np.float16).astype(np.float32).T, k)[0]
+    return float(np.mean([len(np.intersect1d(x, y)) / k for x, y in zip(a, b)]))
 
 
 def _hnswlib():
@@ -238,17 +275,20 @@ def _hnswlib():
     return hnswlib
 
 
-def pruned_mips(vecs: np.ndarray, factors: np.ndarray, by_norm: tuple[np.ndarray, np.ndarray, np.ndarray],
+def pruned_mips(vecs: np.ndarray, factors: np.ndarray, by_norm: tuple[np.ndarray, np.ndarray],
                 k: int, allowed: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """The exact top-``k`` inner products ``vecs @ factors.T`` among ``allowed``, as ``topk`` of the
     dense scores gives them (ties to the lower item index), without scoring every item: items are
     scanned in blocks of decreasing norm and a request stops once ``‖q‖ · ‖x‖`` (Cauchy–Schwarz:
     no item further down can score more) falls below its k-th best so far. On the serving
     benchmark's shop (100k items, 64 factors) a top 132 needed the first 12 % of the items by norm
-    (median request), so a batch costs an eighth of the dense product."""
+    (median request), so a batch costs an eighth of the dense product. ``by_norm`` is (the item
+    order by decreasing norm, the norms in that order); each block's factors are gathered from
+    ``factors`` (float32 or float16) as it is scanned, so no sorted copy is kept."""
     from ._kernels import merge_block
 
-    order, norms, sorted_f = by_norm
+    order, norms = by_norm
+    vecs = np.asarray(vecs, dtype=np.float32)
     n, m = len(vecs), len(order)
     k_eff = min(k, m)
     qn = np.linalg.norm(vecs, axis=1)
@@ -262,7 +302,8 @@ def pruned_mips(vecs: np.ndarray, factors: np.ndarray, by_norm: tuple[np.ndarray
         best_i[r, :len(got)], best_v[r, :len(got)] = got, 0.0
     for start in range(0, m if len(live) else 0, block):
         stop = min(m, start + block)
-        merge_block(vecs[live] @ sorted_f[start:stop].T, live, order[start:stop], allowed, best_i, best_v, fill)
+        block_f = factors[order[start:stop]].astype(np.float32, copy=False)
+        merge_block(vecs[live] @ block_f.T, live, order[start:stop], allowed, best_i, best_v, fill)
         if stop >= m:
             break
         # a request is done when it holds k items and no later item can beat (or tie) its k-th best

@@ -52,6 +52,7 @@ from pydantic import Field
 
 from ..data import Ragged, ShopData
 from .base import Queries, Strategy, StrategyConfig, register
+from .topk import sparse_topk
 
 __all__ = ["SessionKNNConfig", "SessionKNNStrategy", "query_sequences", "recent_tails"]
 
@@ -272,19 +273,39 @@ class SessionKNNStrategy(Strategy):
         n = len(queries)
         out = np.empty((n, self.n_items_), dtype=np.float32)
         out[:] = self._fallback_row
-        for start in range(0, n, _CHUNK):
-            stop = min(n, start + _CHUNK)
-            q = queries if (start == 0 and stop == n) else queries.take(np.arange(start, stop))
-            self._score_chunk(q, out[start:stop])
+        for start, stop, scores in self._chunks(queries):
+            srow = np.repeat(np.arange(stop - start), np.diff(scores.indptr))
+            out[start + srow, scores.indices] = scores.data
         return out
 
-    def _score_chunk(self, queries: Queries, out: np.ndarray) -> None:
-        """Write the neighbour-based scores of ``queries`` into ``out`` (pre-filled with the fallback)."""
+    def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of the neighbour-based scores (positive only; the popular fallback is the pipeline's
+        to add), from the sparse scores: no dense row per request."""
+        self._check_fitted()
+        queries = queries.within(self.n_items_)
+        n = len(queries)
+        idx = np.full((n, k), -1, dtype=np.int32)
+        val = np.full((n, k), -np.inf, dtype=np.float32)
+        for start, stop, scores in self._chunks(queries):
+            idx[start:stop], val[start:stop] = sparse_topk(scores, k, allowed[start:stop])
+        return idx, val
+
+    def _chunks(self, queries: Queries):
+        """(start, stop, sparse float32 scores of those queries) per chunk holding any neighbour."""
+        for start in range(0, len(queries), _CHUNK):
+            stop = min(len(queries), start + _CHUNK)
+            q = queries if (start == 0 and stop == len(queries)) else queries.take(np.arange(start, stop))
+            scores = self._sparse_scores(q)
+            if scores is not None:
+                yield start, stop, scores
+
+    def _sparse_scores(self, queries: Queries) -> sp.csr_matrix | None:
+        """The neighbour-based scores of ``queries`` (CSR (n, n_items), float32; None: no neighbour)."""
         cfg: SessionKNNConfig = self.config
         n, n_items = len(queries), self.n_items_
         seq = query_sequences(queries, self.user_tails_, cfg.max_history)
         if seq.indptr[-1] == 0:
-            return
+            return None
 
         # query matrix: distinct items with their age (0 = most recent), sorted by (row, item)
         rows = seq.rows()
@@ -312,7 +333,7 @@ class SessionKNNStrategy(Strategy):
             o.sort()
             c_row, c_sess = c_row[o], c_sess[o]
         if len(c_row) == 0:
-            return
+            return None
 
         # expand the candidates' items; look each up in the query
         starts, ends = self.sess_indptr_[c_sess], self.sess_indptr_[c_sess + 1]
@@ -336,7 +357,7 @@ class SessionKNNStrategy(Strategy):
         o = o[(_rank_within_rows(c_row[o]) < cfg.k) & (sim[o] > 0)]
         pairs = np.sort(o)  # back to candidate order
         if len(pairs) == 0:
-            return
+            return None
 
         # per-pair anchor: last position in the neighbour of a shared item; most recent shared age
         e_pos = self.sess_pos_[e_idx].astype(np.int64)
@@ -359,8 +380,7 @@ class SessionKNNStrategy(Strategy):
         # sum per (query, item) and write into the block
         scores = sp.csr_matrix((w, (c_row[k_pair], k_item)), shape=(n, n_items))
         scores.sum_duplicates()
-        srow = np.repeat(np.arange(n), np.diff(scores.indptr))
-        out[srow, scores.indices] = scores.data.astype(np.float32)
+        return scores.astype(np.float32)
 
     def _position_weight(self, age: np.ndarray) -> np.ndarray:
         cfg: SessionKNNConfig = self.config
