@@ -1,6 +1,6 @@
 """The serving benchmark: the HTTP service under load from a separate process, on loopback.
 
-    python benchmarks/serve.py                                  # 100k items: home, item_page, cart; scaling
+    python benchmarks/serve.py                                  # 100k items: every page; scaling; workers
     python benchmarks/serve.py --items 100000 --scenarios "home;item_page,cart" --duration 60 --workers 2
     python benchmarks/serve.py --scaling 10000,100000,1000000   # home latency and memory vs catalogue size
     python benchmarks/serve.py --write                          # … and rewrite BENCHMARKS.md
@@ -12,7 +12,9 @@ strategies, ``serve_scenarios/home.toml``), then ``shoprec serve`` (one process,
 subprocess and ``wrk`` (Debian's, one thread, 32 connections, closed loop) posting requests for
 2,000 different visitors / items / baskets for ``--duration`` seconds. Reported: requests/s, latency
 p50/p95/p99 (wrk's, client side, including the HTTP round trip), non-2xx answers, the server's resident
-memory; and event-to-effect: a visitor's ``add_to_cart`` posted while wrk runs, then at once a cart
+memory; per page, the ceiling (the same server answering the page's last computed response to a
+request that carries ``X-Shoprec-Ceiling: 1``: read, validated and routed, the engine skipped) and
+the page's throughput as a share of it; home with 1 and 2 worker processes; and event-to-effect: a visitor's ``add_to_cart`` posted while wrk runs, then at once a cart
 request for that visitor, timed from the event's acknowledgement to the answer that reflects it.
 """
 
@@ -286,7 +288,7 @@ def agreement(models: Path, scenario: str, n: int = 1000) -> dict | None:
 
 
 def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: int, effect: bool,
-               workers: int = 1) -> dict:
+               workers: int = 1, ceiling: bool = True, agree: bool = True) -> dict:
     models = trained(n_items, scenarios)
     training = json.loads((models / "training.json").read_text())
     work = Path(tempfile.mkdtemp(prefix="shoprec-serve-"))
@@ -313,18 +315,25 @@ def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: i
                 row = dict(res, event_to_effect_under_load=e2e, event_to_effect_idle=e2e_idle)
             else:
                 row = run_wrk(server, scenario, bodies, duration, concurrency, work)
+            if ceiling:
+                # the same process answering the page's last computed response: the machine's ceiling
+                c = run_wrk(server, scenario, bodies, max(10, duration // 2), concurrency, work, ceiling=True)
+                row["ceiling"] = {k: c[k] for k in ("rps", "p50_ms", "p99_ms", "non_2xx", "socket_errors")}
+                row["ratio_to_ceiling"] = round(row["rps"] / max(c["rps"], 1e-9), 3)
             row["scenario"] = scenario
             rows.append(row)
-            print(f"  {n_items:>9,} items  {scenario:10s} {row['rps']:8.0f} req/s  p50 {row['p50_ms']:6.2f}  "
-                  f"p95 {row['p95_ms']:6.2f}  p99 {row['p99_ms']:6.2f} ms  non-2xx {row['non_2xx']}", flush=True)
+            print(f"  {n_items:>9,} items  {scenario:13s} {row['rps']:8.0f} req/s  p50 {row['p50_ms']:6.2f}  "
+                  f"p95 {row['p95_ms']:6.2f}  p99 {row['p99_ms']:6.2f} ms  non-2xx {row['non_2xx']}"
+                  + (f"  ceiling {row['ceiling']['rps']:8.0f} req/s (p99 {row['ceiling']['p99_ms']:.2f} ms)  "
+                     f"ratio {row['ratio_to_ceiling']:.2f}" if ceiling else ""), flush=True)
         rss = server.rss_gib()
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    for row in rows:
-        agree = agreement(models, row["scenario"])
-        if agree is not None:
-            row["agreement_with_exact"] = agree
+    for row in rows if agree else []:
+        got = agreement(models, row["scenario"])
+        if got is not None:
+            row["agreement_with_exact"] = got
     return {"n_items": n_items, "workers": workers, "n_events": training["n_events"], "n_users": training["n_users"],
             "train_seconds": round(training["seconds"], 1), "rss_gib_idle": round(rss_idle, 3),
             "rss_gib_after": round(rss, 3), "rows": rows}
@@ -333,7 +342,7 @@ def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: i
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=100_000)
-    ap.add_argument("--scenarios", default="home;item_page,cart",
+    ap.add_argument("--scenarios", default="home;item_page,cart,checkout,post_purchase,search,first_visit",
                     help="scenario groups (';' between groups): each group is one model and one server")
     ap.add_argument("--scaling", default="10000,100000,1000000",
                     help="catalogue sizes for the home latency / memory curve ('' = skip)")
@@ -341,6 +350,8 @@ def main(argv=None) -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--workers", type=int, default=1,
                     help="server processes (more than one shares the online state through Redis)")
+    ap.add_argument("--worker-scaling", default="1,2",
+                    help="home throughput with each of these worker counts ('' = skip)")
     ap.add_argument("--note", default="", help="a remark printed with the results (e.g. run-to-run variance)")
     add_write_options(ap)
     args = ap.parse_args(argv)
@@ -364,9 +375,15 @@ def main(argv=None) -> None:
             (RESULTS / "serve-main.json").write_text(json.dumps({**meta, **main_run}, indent=2))
         if args.scaling:
             sizes = [int(x) for x in args.scaling.split(",") if x]
-            runs = [bench_size(n, ["home"], min(args.duration, 30), args.concurrency, False, args.workers)
+            runs = [bench_size(n, ["home"], min(args.duration, 30), args.concurrency, False, args.workers,
+                               ceiling=False)
                     for n in sizes]
             (RESULTS / "serve-scaling.json").write_text(json.dumps({**meta, "runs": runs}, indent=2))
+        if args.worker_scaling:
+            counts = [int(x) for x in args.worker_scaling.split(",") if x]
+            runs = [bench_size(args.items, ["home"], min(args.duration, 30), args.concurrency, False, w,
+                               ceiling=True, agree=False) for w in counts]
+            (RESULTS / "serve-workers.json").write_text(json.dumps({**meta, "runs": runs}, indent=2))
     finish(args)
 
 

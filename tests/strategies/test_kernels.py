@@ -182,3 +182,20 @@ def test_float16_factors_serve_the_float16_ranking_and_survive_save_load(tmp_pat
     back = Strategy.load(tmp_path / "als")
     assert back.item_factors_.dtype == np.float16
     np.testing.assert_array_equal(back.candidates(q, 5, allowed)[0], dense[0])
+
+
+def test_npz_arrays_memory_maps_uncompressed_members(tmp_path):
+    from shoprec.strategies.base import npz_arrays
+
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    f = np.asfortranarray(np.arange(6, dtype=np.int64).reshape(2, 3))
+    np.savez(tmp_path / "x.npz", a=a, f=f, empty=np.zeros((0, 3), np.int32), s=np.array("text"))
+    got = npz_arrays(tmp_path / "x.npz")
+    assert isinstance(got["a"], np.memmap) and got["a"].dtype == np.float32
+    np.testing.assert_array_equal(got["a"], a)
+    np.testing.assert_array_equal(got["f"], f)
+    assert got["empty"].shape == (0, 3) and str(got["s"]) == "text"
+    got["a"][0, 0] = 99.0                      # copy-on-write: the file keeps its values
+    assert npz_arrays(tmp_path / "x.npz")["a"][0, 0] == 0.0
+    np.savez_compressed(tmp_path / "z.npz", a=a)  # compressed members are read as np.load reads them
+    np.testing.assert_array_equal(npz_arrays(tmp_path / "z.npz")["a"], a)

@@ -237,6 +237,23 @@ def _stage_states(path: Path, entry: dict[str, Any]) -> dict[str, dict[str, np.n
     return states
 
 
+def _share_user_items(models) -> None:
+    """Strategies fitted on the same data hold equal training matrices (each saved with its model):
+    after loading, they all point to one of them instead of a copy each."""
+    kept: list[sp.csr_matrix] = []
+    for m in models:
+        x = getattr(m, "user_items_", None)
+        if x is None or not sp.issparse(x):
+            continue
+        for k in kept:
+            if (k.shape == x.shape and k.nnz == x.nnz and k.dtype == x.dtype and np.array_equal(k.indptr, x.indptr)
+                    and np.array_equal(k.indices, x.indices) and np.array_equal(k.data, x.data)):
+                m.user_items_ = k
+                break
+        else:
+            kept.append(x)
+
+
 def load_recommender(path: Path, cls: type):
     """Read an artifact written by :func:`save_recommender` into a new ``cls`` (the Recommender)."""
     from .pipeline import ModelCache, ScenarioPipeline
@@ -253,6 +270,7 @@ def load_recommender(path: Path, cls: type):
         cache = ModelCache()
         for key, folder in manifest["models"].items():
             cache.models[key] = Strategy.load(path / folder)
+        _share_user_items(cache.models.values())
         cache.skipped.update(manifest.get("skipped", {}))
         cache.fit_seconds.update(manifest.get("fit_seconds", {}))
         facts_list = []

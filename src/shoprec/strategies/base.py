@@ -449,7 +449,8 @@ class Strategy(ABC):
     def _set_state(self, state: Mapping[str, Any]) -> None: ...
 
     def save(self, path: str | Path) -> Path:
-        """Write a manifest (JSON) and arrays (npz, no pickle) into the folder ``path``."""
+        """Write a manifest (JSON) and arrays (an uncompressed npz, no pickle: :func:`npz_arrays`
+        memory-maps it back) into the folder ``path``."""
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -499,8 +500,7 @@ class Strategy(ABC):
         if cls is not Strategy and target is not cls:
             raise ArtifactError(f"{path}: holds a {target.__name__}, not a {cls.__name__}")
         obj = target(target.Config(**manifest["config"]))
-        with np.load(path / "arrays.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = npz_arrays(path / "arrays.npz")
         state: dict[str, Any] = dict(manifest["scalars"])
         for key in manifest["sparse"]:
             state[key] = sp.csr_matrix(
@@ -512,3 +512,47 @@ class Strategy(ABC):
         obj.user_items_ = state.pop("user_items_")
         obj._set_state(state)
         return obj
+
+
+def npz_arrays(path: str | Path, mmap: bool = True) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file. Members stored uncompressed (``np.savez``) are memory-mapped
+    copy-on-write: the pages come from the operating system's file cache, so server processes that
+    load the same model share one copy in memory, and a strategy that changes an array in place
+    (online updates) gets private pages for what it changes only. Compressed members, object
+    arrays and ``mmap=False`` are read into memory as :func:`numpy.load` does."""
+    import zipfile
+
+    path = Path(path)
+    if not mmap:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    out: dict[str, np.ndarray] = {}
+    rest: list[str] = []
+    with open(path, "rb") as fh, zipfile.ZipFile(fh) as zf:
+        for info in zf.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if info.compress_type != zipfile.ZIP_STORED:
+                rest.append(key)
+                continue
+            fh.seek(info.header_offset)
+            local = fh.read(30)                         # the member's local header: its data follows
+            name_len = int.from_bytes(local[26:28], "little")
+            extra_len = int.from_bytes(local[28:30], "little")
+            fh.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(fh)
+            if dtype.hasobject:
+                rest.append(key)
+                continue
+            offset = fh.tell()
+            if int(np.prod(shape)) == 0:
+                out[key] = np.zeros(shape, dtype=dtype)
+            else:
+                out[key] = np.memmap(path, dtype=dtype, mode="c", offset=offset, shape=shape,
+                                     order="F" if fortran else "C")
+    if rest:
+        with np.load(path, allow_pickle=False) as z:
+            out.update({k: z[k] for k in rest})
+    return out
