@@ -194,6 +194,14 @@ class Server:
         proc = psutil.Process(self.proc.pid)
         return sum(p.memory_info().rss for p in [proc] + proc.children(recursive=True)) / 2**30
 
+    def pss_gib(self) -> float:
+        """Proportional set size of all its processes: pages they share (the memory-mapped model)
+        counted once in all, not once per process as RSS counts them."""
+        import psutil
+
+        proc = psutil.Process(self.proc.pid)
+        return sum(p.memory_full_info().pss for p in [proc] + proc.children(recursive=True)) / 2**30
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
         try:
@@ -264,10 +272,15 @@ def agreement(models: Path, scenario: str, n: int = 1000) -> dict | None:
     from shoprec.service.app import resolve_model
 
     rec = Recommender.load(resolve_model(models))
-    approx = [m for m in rec.models() if getattr(m.config, "candidate_index", "exact") == "hnsw"
+    pipe = rec.pipelines[scenario]
+    used = [m for m in pipe.models_ if m is not None]
+    approx = [m for m in used if getattr(m.config, "candidate_index", "exact") == "hnsw"
               or getattr(m.config, "candidate_fanout", None) is not None]
+    # float16 factors: the fit measured how often they keep the float32 top 10 (sampled users)
+    quant = {m.name: round(float(m.quantisation_agreement_), 4) for m in used
+             if getattr(m, "quantisation_agreement_", None) is not None}
     if not approx:
-        return None
+        return {"float16_top10_agreement": quant} if quant else None
     ctxs = [RequestContext.parse(b) for b in request_bodies(models, scenario, n, seed=2)]
 
     def answers() -> list[list[str]]:
@@ -284,7 +297,7 @@ def agreement(models: Path, scenario: str, n: int = 1000) -> dict | None:
     overlap = [len(set(a) & set(b)) / max(len(b), 1) for a, b in zip(served, exact)]
     return {"requests": n, "top10_overlap": round(float(np.mean(overlap)), 4),
             "identical_lists": round(float(np.mean([a == b for a, b in zip(served, exact)])), 4),
-            "indexes": [m.name for m in approx]}
+            "indexes": [m.name for m in approx], **({"float16_top10_agreement": quant} if quant else {})}
 
 
 def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: int, effect: bool,
@@ -326,7 +339,7 @@ def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: i
                   f"p95 {row['p95_ms']:6.2f}  p99 {row['p99_ms']:6.2f} ms  non-2xx {row['non_2xx']}"
                   + (f"  ceiling {row['ceiling']['rps']:8.0f} req/s (p99 {row['ceiling']['p99_ms']:.2f} ms)  "
                      f"ratio {row['ratio_to_ceiling']:.2f}" if ceiling else ""), flush=True)
-        rss = server.rss_gib()
+        rss, pss = server.rss_gib(), server.pss_gib()
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -336,7 +349,7 @@ def bench_size(n_items: int, scenarios: list[str], duration: int, concurrency: i
             row["agreement_with_exact"] = got
     return {"n_items": n_items, "workers": workers, "n_events": training["n_events"], "n_users": training["n_users"],
             "train_seconds": round(training["seconds"], 1), "rss_gib_idle": round(rss_idle, 3),
-            "rss_gib_after": round(rss, 3), "rows": rows}
+            "rss_gib_after": round(rss, 3), "pss_gib_after": round(pss, 3), "rows": rows}
 
 
 def main(argv=None) -> None:

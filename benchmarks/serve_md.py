@@ -43,7 +43,10 @@ def _main_lines(d: dict, scale_p: Path, lines: list[str]) -> tuple[list[str], li
     for r in d["rows"]:
         a = r.get("agreement_with_exact")
         agree = (f"{a['top10_overlap']:.3f} overlap, {a['identical_lists']:.0%} identical ({', '.join(a['indexes'])})"
-                 if a else "exact")
+                 if a and "top10_overlap" in a else "exact")
+        if a and a.get("float16_top10_agreement"):
+            agree += "; float16 factors keep " + ", ".join(f"{v:.3f} of {k}'s float32 top 10"
+                                                           for k, v in a["float16_top10_agreement"].items())
         c = r.get("ceiling")
         ceil = f"{c['rps']:,.0f} ({c['p99_ms']:.2f})" if c else "–"
         ratio = f"{r['ratio_to_ceiling']:.2f}" if c else "–"
@@ -95,13 +98,13 @@ def _main_lines(d: dict, scale_p: Path, lines: list[str]) -> tuple[list[str], li
         w = json.loads(work_p.read_text())
         lines += ["", f"### home with more worker processes ({w['date']}, {w['duration_s'] if w['duration_s'] < 30 else 30} s, "
                   f"{w['concurrency']} connections; more than one worker shares the online state through Redis)", "",
-                  "| workers | requests/s | p50 ms | p99 ms | ceiling requests/s | server RSS GiB |",
-                  "|---:|---:|---:|---:|---:|---:|"]
+                  "| workers | requests/s | p50 ms | p99 ms | ceiling requests/s | server RSS GiB | server PSS GiB |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
         for r in w["runs"]:
             row = r["rows"][0]
             c = row.get("ceiling", {})
             lines.append(f"| {r['workers']} | {row['rps']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
-                         f"{c.get('rps', float('nan')):,.0f} | {r['rss_gib_after']:.2f} |")
+                         f"{c.get('rps', float('nan')):,.0f} | {r['rss_gib_after']:.2f} | {r.get('pss_gib_after', float('nan')):.2f} |")
         one = next((r["rows"][0]["rps"] for r in w["runs"] if r["workers"] == 1), None)
         two = next((r["rows"][0]["rps"] for r in w["runs"] if r["workers"] == 2), None)
         if one and two:
@@ -118,7 +121,7 @@ def _main_lines(d: dict, scale_p: Path, lines: list[str]) -> tuple[list[str], li
             targets.append((f"{r['scenario']} ≥ 50 % of the ceiling", f"{r['ratio_to_ceiling']:.0%} of "
                             f"{r['ceiling']['rps']:,.0f}", r["ratio_to_ceiling"] >= 0.5))
         a = r.get("agreement_with_exact")
-        if a:
+        if a and "top10_overlap" in a:
             targets.append((f"{r['scenario']}: top-10 agreement with exact candidates ≥ 0.99",
                             f"{a['top10_overlap']:.3f}", a["top10_overlap"] >= 0.99))
     if slope is not None:

@@ -77,7 +77,8 @@ def _queries(data, n=6):
 @pytest.mark.parametrize("name,params", [("item_knn", {}), ("item_knn", {"similarity": "covisit"}),
                                          ("popularity", {}), ("popularity", {"mode": "trending"}),
                                          ("content_tfidf", {}), ("session_knn", {}),
-                                         ("session_knn", {"fallback": "none", "user_history": 3})])
+                                         ("session_knn", {"fallback": "none", "user_history": 3}),
+                                         ("sequential", {}), ("sequential", {"repeat_weight": 0.0})])
 def test_candidates_equal_the_dense_path_on_positive_scores(name, params):
     data = tiny_shop()
     s = make_strategy(name, **params).fit(data)
@@ -169,3 +170,21 @@ def test_refresh_items_makes_a_new_item_recommendable_by_its_text():
     ease = make_strategy("ease").fit(data)
     assert not ease.refresh_items(n, np.array([n - 1]), full)  # cannot score it: the pipeline pads
     assert ease.candidates(q, 3, allowed)[0].max() < n - 1
+
+
+@pytest.mark.parametrize("params", [{}, {"sample_size": 3, "k": 2}, {"user_history": 0, "lambda_idf": None},
+                                    {"lambda_neighbour": None, "lambda_recency": None, "position_decay": "linear"}])
+def test_session_knn_kernel_equals_its_sparse_reference(params):
+    data = tiny_shop()
+    s = make_strategy("session_knn", **params).fit(data)
+    rng = np.random.default_rng(4)
+    n = 40
+    users = rng.integers(-1, data.n_users, n).astype(np.int32)
+    sessions = Ragged.from_lists([rng.choice(data.n_items, int(rng.integers(0, 5))) for _ in range(n)])
+    cur = np.where(rng.random(n) < 0.5, rng.integers(0, data.n_items, n), -1).astype(np.int32)
+    q = Queries(users, sessions, cur, Ragged.empty(n))
+    allowed = rng.random((n, data.n_items + 3)) < 0.85     # a grown catalogue: wider than the model
+    for k in (1, 4, 50):
+        got, want = s.candidates(q, k, allowed), s._reference_candidates(q, k, allowed)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-6)

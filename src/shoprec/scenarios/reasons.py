@@ -82,7 +82,7 @@ def cooccurrence_anchors(item_idx: np.ndarray, pools: list[np.ndarray], item_use
     """:func:`cooccurrence_anchor` for every recommended item of a batch (``item_idx`` (n, k), -1
     padded). Items unknown to ``item_users`` (added after fit), and items that co-occur with no
     anchor, get the request's first anchor; -1 where a request has no anchor at all. The compiled
-    kernel (one sorted-row intersection per pair); :func:`cooccurrence_anchors_sparse` is its
+    kernel (the pool indexed by user once per request); :func:`cooccurrence_anchors_sparse` is its
     SciPy reference."""
     return cosine_anchor(item_idx, pools, item_users, norms)
 

@@ -13,8 +13,9 @@ makes that first use happen before the first customer's request.
 * :func:`product_anchor` — for each recommended item, the history item contributing most to its
   score, ``argmax_i h(q, i) · S(i, item)``, by binary search in the history items' sorted rows (no
   transposed copy of the similarity is kept).
-* :func:`cosine_anchor` — the reason's anchor by cosine co-occurrence, one sorted-row intersection
-  per (recommended item, anchor) pair instead of a product over the whole batch.
+* :func:`cosine_anchor` — the reason's anchor by cosine co-occurrence: per request, the anchors' rows
+  indexed by user once, each recommended item's row read once against them, instead of a product
+  over the whole batch.
 """
 
 from __future__ import annotations
@@ -228,54 +229,160 @@ if _nb is not None:
                 out[r, q] = src
 
     @_nb.njit(**_JIT)
-    def _row_dot(ptr, idx, val, i, a):
-        """Dot product of rows i and a (sorted indices): each entry of the shorter row is found by a
-        binary search in the rest of the longer one."""
-        if ptr[i + 1] - ptr[i] > ptr[a + 1] - ptr[a]:
-            i, a = a, i
-        lo = ptr[a]
-        end = ptr[a + 1]
-        total = 0.0
-        for p in range(ptr[i], ptr[i + 1]):
-            u = idx[p]
-            hi = end
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if idx[mid] < u:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo == end:
-                break
-            if idx[lo] == u:
-                total += val[p] * val[lo]
-                lo += 1
-        return total
-
-    @_nb.njit(**_JIT)
-    def _cosine_anchor(items, pool_ptr, pool, ptr, idx, val, norms, n_known, out):
+    def _cosine_anchor(items, pool_ptr, pool, ptr, idx, val, norms, n_known, n_users, out):
         n, k = items.shape
+        most = 0
+        for r in range(n):                       # the largest pool, in stored entries
+            size = 0
+            for p in range(pool_ptr[r], pool_ptr[r + 1]):
+                size += ptr[pool[p] + 1] - ptr[pool[p]]
+            most = max(most, size)
+        head = np.full(n_users, -1, np.int64)    # user → the last pool entry holding them
+        nxt = np.empty(most, np.int64)
+        slot = np.empty(most, np.int64)
+        weight = np.empty(most, np.float64)
+        dots = np.zeros(max(1, int(np.max(pool_ptr[1:] - pool_ptr[:-1]))), np.float64)
         for r in range(n):
-            if pool_ptr[r] == pool_ptr[r + 1]:
+            lo, hi = pool_ptr[r], pool_ptr[r + 1]
+            if lo == hi:
                 continue
-            first = pool[pool_ptr[r]]
+            first = pool[lo]
+            e = 0
+            for p in range(lo, hi):              # the pool's users, as linked lists per user
+                a = pool[p]
+                for b in range(ptr[a], ptr[a + 1]):
+                    u = idx[b]
+                    slot[e] = p - lo
+                    weight[e] = val[b]
+                    nxt[e] = head[u]
+                    head[u] = e
+                    e += 1
             for q in range(k):
                 j = items[r, q]
                 if j < 0:
                     continue
                 src = first
                 if j < n_known:
+                    for s in range(hi - lo):
+                        dots[s] = 0.0
+                    for b in range(ptr[j], ptr[j + 1]):   # one pass over the item's users
+                        x = val[b]
+                        f = head[idx[b]]
+                        while f >= 0:
+                            dots[slot[f]] += x * weight[f]
+                            f = nxt[f]
                     best = 0.0
-                    for p in range(pool_ptr[r], pool_ptr[r + 1]):   # pool order: ties to the earlier
-                        a = pool[p]
-                        d = _row_dot(ptr, idx, val, j, a)
+                    for s in range(hi - lo):              # pool order: ties to the earlier
+                        d = dots[s]
                         if d > 0:
+                            a = pool[lo + s]
                             d = d / max(norms[a] * norms[j], 1e-12)
                             if d > best:
                                 best = d
                                 src = a
                 out[r, q] = src
+            for p in range(lo, hi):              # reset the scratch for the next request
+                a = pool[p]
+                for b in range(ptr[a], ptr[a + 1]):
+                    head[idx[b]] = -1
 
+    @_nb.njit(**_JIT)
+    def _session_knn_topk(q_ptr, q_item, q_w, q_age, q_norm, q_user, is_ptr, is_sess, s_ptr, s_item, s_pos,
+                          s_user, s_factor, idf, exclude_own, sample, n_neigh, lam_nb, lam_rec, lam_idf,
+                          allowed, use_allowed, k, out_idx, out_val):
+        n = len(q_ptr) - 1
+        n_items = len(idf)
+        n_sess = len(s_factor)
+        qslot = np.full(n_items, -1, np.int64)
+        seen = np.zeros(n_sess, np.bool_)
+        cand = np.empty(n_sess, np.int64)
+        acc = np.zeros(n_items, np.float64)
+        hit = np.zeros(n_items, np.bool_)
+        touched = np.empty(n_items, np.int64)
+        heap_i = np.empty((1, k), np.int64)
+        heap_v = np.empty((1, k), np.float32)
+        out_i2 = np.empty((1, k), np.int64)
+        out_v2 = np.empty((1, k), np.float32)
+        fill = np.zeros(1, np.int64)
+        big = np.iinfo(np.int64).max
+        for r in range(n):
+            lo, hi = q_ptr[r], q_ptr[r + 1]
+            if lo == hi:
+                continue
+            for a in range(lo, hi):
+                qslot[q_item[a]] = a
+            # candidates: the training sessions holding a query item, not the user's own
+            c = 0
+            for a in range(lo, hi):
+                i = q_item[a]
+                for b in range(is_ptr[i], is_ptr[i + 1]):
+                    ss = is_sess[b]
+                    if seen[ss]:
+                        continue
+                    seen[ss] = True
+                    if exclude_own and q_user[r] >= 0 and s_user[ss] == q_user[r]:
+                        continue
+                    cand[c] = ss
+                    c += 1
+            for a in range(lo, hi):
+                i = q_item[a]
+                for b in range(is_ptr[i], is_ptr[i + 1]):
+                    seen[is_sess[b]] = False
+            cs = np.sort(cand[:c])[::-1]            # the most recent first
+            if sample > 0 and len(cs) > sample:
+                cs = cs[:sample]
+            m = len(cs)
+            sim = np.zeros(m, np.float64)
+            pos_star = np.zeros(m, np.int64)
+            age_star = np.full(m, big, np.int64)
+            for t in range(m):
+                ss = cs[t]
+                total = 0.0
+                for b in range(s_ptr[ss], s_ptr[ss + 1]):
+                    a = qslot[s_item[b]]
+                    if a >= 0:
+                        total += q_w[a]
+                        if s_pos[b] > pos_star[t]:
+                            pos_star[t] = s_pos[b]
+                        if q_age[a] < age_star[t]:
+                            age_star[t] = q_age[a]
+                sim[t] = total / max(q_norm[r], 1e-12) * s_factor[ss]
+            for a in range(lo, hi):
+                qslot[q_item[a]] = -1
+            # the n_neigh most similar with sim > 0 (ties: the more recent, earlier in cs: a stable sort)
+            order = np.argsort(-sim, kind="mergesort")
+            n_t = 0
+            for o in order[:min(n_neigh, m)]:
+                if sim[o] <= 0:
+                    break
+                ss = cs[o]
+                w = sim[o]
+                if lam_rec > 0:
+                    w = w * np.exp(-age_star[o] / lam_rec)
+                for b in range(s_ptr[ss], s_ptr[ss + 1]):
+                    j = s_item[b]
+                    x = w
+                    if lam_nb > 0:
+                        x = x * np.exp(-abs(s_pos[b] - pos_star[o]) / lam_nb)
+                    if lam_idf >= 0:
+                        x = x * (1.0 + lam_idf * idf[j])
+                    if not hit[j]:
+                        hit[j] = True
+                        touched[n_t] = j
+                        n_t += 1
+                    acc[j] += x
+            fill[0] = 0
+            for t in range(n_t):
+                j = touched[t]
+                v = np.float32(acc[j])
+                acc[j] = 0.0
+                hit[j] = False
+                if v > 0 and (not use_allowed or allowed[r, j]):
+                    _heap_push(heap_i, heap_v, fill, 0, k, v, j)
+            _sorted_heap(heap_i, heap_v, fill, 0, out_i2, out_v2)
+            for t in range(fill[0]):
+                out_idx[r, t] = out_i2[0, t]
+                out_val[r, t] = out_v2[0, t]
 
 
 def merge_block(sc: np.ndarray, rows: np.ndarray, items: np.ndarray, allowed: np.ndarray, best_i: np.ndarray,
@@ -332,7 +439,9 @@ def cosine_anchor(item_idx: np.ndarray, pools: list[np.ndarray], item_users, nor
     cosine co-occurrence ``<x_item, x_a> / (‖x_item‖ ‖x_a‖)`` over ``item_users``' rows (ties and
     items co-occurring with none: the pool's earlier / first item; items beyond ``item_users``,
     added after fit: the first); -1 where the pool is empty. Pool items beyond ``item_users`` are
-    left out. Each pair is one sorted-row intersection: no product over the batch is formed."""
+    left out. Per request the pool's rows are laid out once as a list per user (column), then each
+    recommended item's row is read once against it: no product over the batch is formed, and a
+    pair of popular items costs no more than their rows' length."""
     x = _csr(item_users)
     n_known = x.shape[0]
     items = np.ascontiguousarray(item_idx, dtype=np.int64)
@@ -345,7 +454,7 @@ def cosine_anchor(item_idx: np.ndarray, pools: list[np.ndarray], item_users, nor
     pool_ptr = np.zeros(len(pools) + 1, np.int64)
     np.cumsum(sizes, out=pool_ptr[1:])
     _cosine_anchor(items, pool_ptr, np.concatenate(pools), x.indptr, x.indices, x.data.astype(np.float32, copy=False),
-                   np.asarray(norms, dtype=np.float64), n_known, out)
+                   np.asarray(norms, dtype=np.float64), n_known, x.shape[1], out)
     return out
 
 
@@ -364,3 +473,34 @@ def row_floor(x, fan: int) -> np.ndarray:
     order = np.lexsort((-x.data, row_of))            # per row, largest first
     out[rows] = x.data[order][x.indptr[rows] + fan - 1]
     return out
+
+
+def session_knn_topk(model, q_ptr: np.ndarray, q_item: np.ndarray, q_w: np.ndarray, q_age: np.ndarray,
+                     q_norm: np.ndarray, q_user: np.ndarray, k: int, allowed: np.ndarray | None,
+                     exclude_own: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Session-kNN's top-``k`` neighbour-based items per query straight from the fitted arrays of a
+    :class:`~shoprec.strategies.session_knn.SessionKNNStrategy` (``model``), what its sparse
+    reference ``_sparse_scores`` followed by ``sparse_topk`` gives: per query, the candidate
+    sessions, their similarity, the ``k`` neighbours and the item scores in one pass over
+    scratch arrays. The query items (``q_ptr``/``q_item``: distinct per query, with their position
+    weight, age and the query's norm) are prepared by the strategy."""
+    cfg = model.config
+    n = len(q_ptr) - 1
+    out_idx = np.full((n, k), -1, np.int32)
+    out_val = np.full((n, k), -np.inf, np.float32)
+    if n == 0 or k == 0:
+        return out_idx, out_val
+    x = _csr(model.item_sessions_)
+    use = allowed is not None
+    mask = np.ascontiguousarray(allowed, dtype=np.bool_) if use else np.ones((1, 1), np.bool_)
+    _session_knn_topk(q_ptr.astype(np.int64), q_item.astype(np.int64), q_w.astype(np.float64),
+                      q_age.astype(np.int64), q_norm.astype(np.float64), q_user.astype(np.int64),
+                      x.indptr.astype(np.int64), x.indices.astype(np.int64),
+                      np.asarray(model.sess_indptr_, np.int64), np.asarray(model.sess_items_, np.int64),
+                      np.asarray(model.sess_pos_, np.int64), np.asarray(model.sess_user_, np.int64),
+                      np.asarray(model.sess_factor_, np.float64), np.asarray(model.idf_, np.float64),
+                      exclude_own, int(cfg.sample_size), int(cfg.k),
+                      float(cfg.lambda_neighbour or 0.0), float(cfg.lambda_recency or 0.0),
+                      -1.0 if cfg.lambda_idf is None else float(cfg.lambda_idf),
+                      mask, use, k, out_idx, out_val)
+    return out_idx, out_val

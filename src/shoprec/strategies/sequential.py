@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from ..data import Ragged, ShopData
+from ._kernels import product_topk
 from .base import Queries, Strategy, StrategyConfig, register
 from .session_knn import query_sequences, recent_tails
 
@@ -179,18 +180,45 @@ class SequentialStrategy(Strategy):
             rank[np.lexsort((np.arange(n_items), -self.popularity_))] = np.arange(n_items)
             self._fallback_row = (-(rank + 1) / max(n_items, 1)).astype(np.float32)
 
+    def _history(self, queries: Queries) -> sp.csr_matrix | None:
+        """The recency-weighted query sequences (n, n_items); None when every one is empty."""
+        cfg: SequentialConfig = self.config
+        seq = query_sequences(queries, self.user_tails_, cfg.max_history)
+        if seq.indptr[-1] == 0:
+            return None
+        rows = seq.rows()
+        age = (seq.indptr[rows + 1] - 1 - np.arange(len(rows))).astype(np.float64)
+        h = sp.csr_matrix((np.exp(-age / cfg.recency), (rows, seq.values)), shape=(len(queries), self.n_items_))
+        h.sum_duplicates()
+        return h
+
+    def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of ``h @ M + repeat_weight · h`` by the compiled kernel (positive scores only; no
+        dense row, no product formed): the repeats are a diagonal second matrix."""
+        self._check_fitted()
+        queries = queries.within(self.n_items_)
+        h = self._history(queries)
+        if h is None:
+            return np.full((len(queries), k), -1, np.int32), np.full((len(queries), k), -np.inf, np.float32)
+        return product_topk(h, [self.item_item_, self._repeats()], k, allowed)
+
+    def _repeats(self) -> sp.csr_matrix | None:
+        w = self.config.repeat_weight
+        if w <= 0:
+            return None
+        got = getattr(self, "_repeats_", None)
+        if got is None or got.shape[0] != self.n_items_:
+            got = self._repeats_ = sp.identity(self.n_items_, dtype=np.float32, format="csr") * np.float32(w)
+        return got
+
     def _score(self, queries: Queries) -> np.ndarray:
         cfg: SequentialConfig = self.config
         n, n_items = len(queries), self.n_items_
         out = np.empty((n, n_items), dtype=np.float32)
         out[:] = self._fallback_row
-        seq = query_sequences(queries, self.user_tails_, cfg.max_history)
-        if seq.indptr[-1] == 0:
+        h = self._history(queries)
+        if h is None:
             return out
-        rows = seq.rows()
-        age = (seq.indptr[rows + 1] - 1 - np.arange(len(rows))).astype(np.float64)
-        h = sp.csr_matrix((np.exp(-age / cfg.recency), (rows, seq.values)), shape=(n, n_items))
-        h.sum_duplicates()
         scores = sp.csr_matrix(h @ self.item_item_)
         if cfg.repeat_weight > 0:
             scores = sp.csr_matrix(scores + cfg.repeat_weight * h)

@@ -51,6 +51,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from ..data import Ragged, ShopData
+from ._kernels import session_knn_topk
 from .base import Queries, Strategy, StrategyConfig, register
 from .topk import sparse_topk
 
@@ -280,8 +281,22 @@ class SessionKNNStrategy(Strategy):
 
     def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of the neighbour-based scores (positive only; the popular fallback is the pipeline's
-        to add), from the sparse scores: no dense row per request."""
+        to add), by the compiled kernel (``_kernels.session_knn_topk``; ``_sparse_scores`` is its
+        vectorised reference): no dense row per request."""
         self._check_fitted()
+        queries = queries.within(self.n_items_)
+        n = len(queries)
+        seq = query_sequences(queries, self.user_tails_, self.config.max_history)
+        if seq.indptr[-1] == 0:
+            return np.full((n, k), -1, np.int32), np.full((n, k), -np.inf, np.float32)
+        _, qrow, qitem, qage, qw, qnorm = self._query_items(seq, n)
+        q_ptr = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(qrow, minlength=n), out=q_ptr[1:])
+        own = self.config.user_history > 0 and self.user_tails_ is not None
+        return session_knn_topk(self, q_ptr, qitem, qw, qage, qnorm, queries.user_idx, k, allowed, own)
+
+    def _reference_candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`candidates` from the vectorised sparse scores (the kernel's reference)."""
         queries = queries.within(self.n_items_)
         n = len(queries)
         idx = np.full((n, k), -1, dtype=np.int32)
@@ -299,6 +314,21 @@ class SessionKNNStrategy(Strategy):
             if scores is not None:
                 yield start, stop, scores
 
+    def _query_items(self, seq: Ragged, n: int):
+        """The query sessions' distinct items with their age (0 = most recent), sorted by (row,
+        item): key, row, item, age, position weight, and each query's norm."""
+        rows = seq.rows()
+        age = (seq.indptr[rows + 1] - 1 - np.arange(len(rows))).astype(np.int64)
+        qkey = rows * self.n_items_ + seq.values
+        o = np.lexsort((age, qkey))
+        first = np.ones(len(o), dtype=bool)
+        first[1:] = qkey[o][1:] != qkey[o][:-1]
+        o = o[first]
+        qkey, qrow, qitem, qage = qkey[o], rows[o], seq.values[o], age[o]
+        qw = self._position_weight(qage)
+        qnorm = np.sqrt(np.bincount(qrow, weights=qw * qw, minlength=n))
+        return qkey, qrow, qitem, qage, qw, qnorm
+
     def _sparse_scores(self, queries: Queries) -> sp.csr_matrix | None:
         """The neighbour-based scores of ``queries`` (CSR (n, n_items), float32; None: no neighbour)."""
         cfg: SessionKNNConfig = self.config
@@ -307,17 +337,7 @@ class SessionKNNStrategy(Strategy):
         if seq.indptr[-1] == 0:
             return None
 
-        # query matrix: distinct items with their age (0 = most recent), sorted by (row, item)
-        rows = seq.rows()
-        age = (seq.indptr[rows + 1] - 1 - np.arange(len(rows))).astype(np.int64)
-        qkey = rows * n_items + seq.values
-        o = np.lexsort((age, qkey))
-        first = np.ones(len(o), dtype=bool)
-        first[1:] = qkey[o][1:] != qkey[o][:-1]
-        o = o[first]
-        qkey, qrow, qitem, qage = qkey[o], rows[o], seq.values[o], age[o]
-        qw = self._position_weight(qage)
-        qnorm = np.sqrt(np.bincount(qrow, weights=qw * qw, minlength=n))
+        qkey, qrow, qitem, qage, qw, qnorm = self._query_items(seq, n)
 
         # candidates: the sample_size most recent sessions sharing an item
         qbin = sp.csr_matrix((np.ones(len(qrow), dtype=np.float32), (qrow, qitem)), shape=(n, n_items))
