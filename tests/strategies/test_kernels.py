@@ -191,7 +191,7 @@ def test_npz_arrays_memory_maps_uncompressed_members(tmp_path):
     f = np.asfortranarray(np.arange(6, dtype=np.int64).reshape(2, 3))
     np.savez(tmp_path / "x.npz", a=a, f=f, empty=np.zeros((0, 3), np.int32), s=np.array("text"))
     got = npz_arrays(tmp_path / "x.npz")
-    assert isinstance(got["a"], np.memmap) and got["a"].dtype == np.float32
+    assert isinstance(got["a"].base, np.memmap) and got["a"].dtype == np.float32
     np.testing.assert_array_equal(got["a"], a)
     np.testing.assert_array_equal(got["f"], f)
     assert got["empty"].shape == (0, 3) and str(got["s"]) == "text"

@@ -78,7 +78,8 @@ def _queries(data, n=6):
                                          ("popularity", {}), ("popularity", {"mode": "trending"}),
                                          ("content_tfidf", {}), ("session_knn", {}),
                                          ("session_knn", {"fallback": "none", "user_history": 3}),
-                                         ("sequential", {}), ("sequential", {"repeat_weight": 0.0})])
+                                         ("sequential", {}), ("sequential", {"repeat_weight": 0.0}),
+                                         ("fbt", {}), ("fbt", {"history_weight": 0.5, "fallback": "none"})])
 def test_candidates_equal_the_dense_path_on_positive_scores(name, params):
     data = tiny_shop()
     s = make_strategy(name, **params).fit(data)
@@ -188,3 +189,19 @@ def test_session_knn_kernel_equals_its_sparse_reference(params):
         got, want = s.candidates(q, k, allowed), s._reference_candidates(q, k, allowed)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+
+
+def test_cold_start_candidates_equal_the_dense_path():
+    data = tiny_shop()
+    s = make_strategy("cold_start").fit(data)
+    s.presorted_depth = 1             # short lists: the tiny shop's catalogue is longer than 4 k
+    rng = np.random.default_rng(2)
+    n = 30
+    q = Queries(rng.integers(-1, data.n_users, n).astype(np.int32), Ragged.empty(n), np.full(n, -1, np.int32),
+                Ragged.empty(n))
+    for density in (0.9, 0.02):      # 0.02: most requests fall back to the dense path
+        allowed = rng.random((n, data.n_items)) < density
+        for k in (1, 2, 5, data.n_items + 2):
+            got, want = s.candidates(q, k, allowed), Strategy.candidates(s, q, k, allowed)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])

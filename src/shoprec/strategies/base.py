@@ -550,8 +550,9 @@ def npz_arrays(path: str | Path, mmap: bool = True) -> dict[str, np.ndarray]:
             if int(np.prod(shape)) == 0:
                 out[key] = np.zeros(shape, dtype=dtype)
             else:
-                out[key] = np.memmap(path, dtype=dtype, mode="c", offset=offset, shape=shape,
-                                     order="F" if fortran else "C")
+                # a plain ndarray view of the map (np.memmap's Python-level indexing is slow)
+                out[key] = np.asarray(np.memmap(path, dtype=dtype, mode="c", offset=offset, shape=shape,
+                                                order="F" if fortran else "C"))
     if rest:
         with np.load(path, allow_pickle=False) as z:
             out.update({k: z[k] for k in rest})

@@ -50,6 +50,7 @@ from pydantic import Field, field_validator
 from ..data import ShopData
 from ..data.schema import INTERNAL_EVENT_DTYPES
 from .base import Queries, Strategy, StrategyConfig, register
+from .topk import topk
 
 TIME_ATTRIBUTES = ("hour", "weekday")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -331,9 +332,52 @@ class ColdStartStrategy(Strategy):
         return out
 
     def _score(self, queries: Queries) -> np.ndarray:
-        cfg = self.config
-        codes = self.query_codes(queries)
+        return self._score_codes(self.query_codes(queries))
+
+    #: how many items each segment combination's presorted list holds (at least 4 k)
+    presorted_depth = 256
+
+    def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The dense top-k under ``allowed``, from each segment combination's presorted top items:
+        requests are grouped by their segment codes (a shop has few combinations: country ×
+        device …), each combination scored and sorted once and cached; a request takes the first
+        ``k`` allowed items of its list, and only one whose rules leave too few of them is scored
+        densely."""
+        self._check_fitted()
+        queries = queries.within(self.n_items_)
         n = len(queries)
+        codes = self.query_codes(queries)
+        uniq, inv = np.unique(codes, axis=0, return_inverse=True)
+        inv = np.asarray(inv).ravel()
+        depth = min(self.n_items_, max(4 * k, self.presorted_depth))
+        cache = getattr(self, "_top_cache_", None)
+        if cache is None or cache.get("shape") != (self.n_items_, depth) or len(cache) > 4096:
+            cache = self._top_cache_ = {"shape": (self.n_items_, depth)}
+        keys = [u.tobytes() for u in uniq]
+        missing = [u for u, key in enumerate(keys) if key not in cache]
+        if missing:
+            ti, tv = topk(self._score_codes(uniq[missing]), depth)
+            for u, a, b in zip(missing, ti, tv):
+                cache[keys[u]] = (a, b)
+        top_i = np.stack([cache[keys[u]][0] for u in range(len(uniq))])[inv]
+        top_v = np.stack([cache[keys[u]][1] for u in range(len(uniq))])[inv]
+        ok = np.take_along_axis(allowed, top_i.astype(np.int64), axis=1)
+        first = np.argsort(~ok, axis=1, kind="stable")[:, :k]
+        good = np.take_along_axis(ok, first, axis=1)
+        idx = np.where(good, np.take_along_axis(top_i, first, axis=1), -1).astype(np.int32)
+        val = np.where(good, np.take_along_axis(top_v, first, axis=1), -np.inf).astype(np.float32)
+        if idx.shape[1] < k:
+            idx = np.hstack([idx, np.full((n, k - idx.shape[1]), -1, np.int32)])
+            val = np.hstack([val, np.full((n, k - val.shape[1]), -np.inf, np.float32)])
+        short = (good.sum(axis=1) < min(k, self.n_items_)) & (depth < self.n_items_)
+        if short.any():
+            rows = np.flatnonzero(short)
+            idx[rows], val[rows] = super().candidates(queries.take(rows), k, allowed[rows])
+        return idx, val
+
+    def _score_codes(self, codes: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        n = len(codes)
         if cfg.combine == "log_linear":
             scores = np.broadcast_to(self.log_prior_, (n, self.n_items_)).copy()
             for j in range(codes.shape[1]):

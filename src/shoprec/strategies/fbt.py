@@ -47,6 +47,7 @@ from pydantic import Field, field_validator
 
 from ..data import Behaviour, ShopData
 from ._parallel import by_row_chunks
+from ._kernels import product_topk
 from .base import Queries, Strategy, StrategyConfig, register
 from .item_knn import sparse_topk_rows
 
@@ -277,6 +278,11 @@ class FBTStrategy(Strategy):
         if self.config.fallback == "popular":
             np.copyto(scores, np.broadcast_to(self.fallback_row_, scores.shape), where=scores <= 0)
         return scores
+
+    def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of ``anchors @ assoc`` by the compiled kernel (positive scores only: the popular
+        fallback is the pipeline's to add), no dense row per request."""
+        return product_topk(self.anchors(queries), self.assoc_, k, allowed)
 
     # ----------------------------------------------------------- explain
     def association(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
