@@ -89,8 +89,8 @@ def test_candidates_equal_the_dense_path_on_positive_scores(name, params):
     dense = Strategy.candidates(s, q, 5, allowed)  # the default: dense scores, mask, top-k
     for r in range(len(q)):
         pos = dense[1][r] > 0
-        if name == "popularity":  # presorted order: the dense answer exactly
-            np.testing.assert_array_equal(got[0][r], dense[0][r])
+        if name in ("popularity", "fbt", "session_knn", "sequential"):  # the dense answer exactly
+            np.testing.assert_array_equal(got[0][r], dense[0][r])     # (their fallback order included)
         else:  # only positive scores are candidates; those are the dense answer's positives
             np.testing.assert_array_equal(got[0][r][got[0][r] >= 0], dense[0][r][pos])
 
@@ -205,3 +205,28 @@ def test_cold_start_candidates_equal_the_dense_path():
             got, want = s.candidates(q, k, allowed), Strategy.candidates(s, q, k, allowed)
             np.testing.assert_array_equal(got[0], want[0])
             np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_fill_from_order_is_the_dense_top_k_of_positives_over_a_filler():
+    from shoprec.strategies.topk import fill_from_order
+
+    rng = np.random.default_rng(9)
+    n, m = 20, 60
+    pos = np.where(rng.random((n, m)) < 0.1, rng.random((n, m)) + 0.01, 0.0).astype(np.float32)
+    filler = -(np.arange(m)[rng.permutation(m)] + 1) / m                      # distinct, below 0
+    dense = np.where(pos > 0, pos, filler).astype(np.float32)
+    allowed = rng.random((n, m)) < 0.7
+    allowed[0] = False
+    allowed[1, :3] = True
+    for k in (1, 5, 30, 70):
+        want = topk(np.where(allowed, dense, -np.inf).astype(np.float32), k)
+        first = sparse_topk(sp.csr_matrix(pos), k, allowed)
+        order = np.argsort(-filler, kind="stable")
+        idx, val, short = fill_from_order(first[0], first[1], allowed, order, filler[order].astype(np.float32),
+                                          extra=4)
+        for r in range(n):
+            if r in short:       # the first k + 4 of the order could not complete it: the caller's to score
+                continue
+            np.testing.assert_array_equal(idx[r], want[0][r])
+            np.testing.assert_array_equal(val[r], want[1][r])
+        assert 0 in short or k + 4 >= m       # row 0 allows nothing: only a dense look can tell

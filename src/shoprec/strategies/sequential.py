@@ -36,6 +36,7 @@ from pydantic import Field
 from ..data import Ragged, ShopData
 from ._kernels import product_topk
 from .base import Queries, Strategy, StrategyConfig, register
+from .topk import fill_from_order
 from .session_knn import query_sequences, recent_tails
 
 __all__ = ["SequentialConfig", "SequentialStrategy"]
@@ -193,14 +194,24 @@ class SequentialStrategy(Strategy):
         return h
 
     def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k of ``h @ M + repeat_weight · h`` by the compiled kernel (positive scores only; no
-        dense row, no product formed): the repeats are a diagonal second matrix."""
+        """The dense path's top-k (``h @ M + repeat_weight · h``, then the popular fallback) by the
+        compiled kernel, no dense row, no product formed: the repeats are a diagonal second matrix,
+        the fallback a presorted order."""
         self._check_fitted()
         queries = queries.within(self.n_items_)
         h = self._history(queries)
-        if h is None:
-            return np.full((len(queries), k), -1, np.int32), np.full((len(queries), k), -np.inf, np.float32)
-        return product_topk(h, [self.item_item_, self._repeats()], k, allowed)
+        n = len(queries)
+        idx, val = (np.full((n, k), -1, np.int32), np.full((n, k), -np.inf, np.float32)) if h is None \
+            else product_topk(h, [self.item_item_, self._repeats()], k, allowed)
+        if self.config.fallback != "popular":
+            return idx, val
+        order = getattr(self, "_fallback_order_", None)
+        if order is None or len(order) != self.n_items_:
+            order = self._fallback_order_ = np.argsort(-self._fallback_row, kind="stable")
+        idx, val, short = fill_from_order(idx, val, allowed, order, self._fallback_row[order])
+        if len(short):
+            idx[short], val[short] = Strategy.candidates(self, queries.take(short), k, allowed[short])
+        return idx, val
 
     def _repeats(self) -> sp.csr_matrix | None:
         w = self.config.repeat_weight

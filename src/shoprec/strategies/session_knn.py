@@ -53,7 +53,7 @@ from pydantic import Field
 from ..data import Ragged, ShopData
 from ._kernels import session_knn_topk
 from .base import Queries, Strategy, StrategyConfig, register
-from .topk import sparse_topk
+from .topk import fill_from_order, sparse_topk
 
 __all__ = ["SessionKNNConfig", "SessionKNNStrategy", "query_sequences", "recent_tails"]
 
@@ -280,20 +280,33 @@ class SessionKNNStrategy(Strategy):
         return out
 
     def candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k of the neighbour-based scores (positive only; the popular fallback is the pipeline's
-        to add), by the compiled kernel (``_kernels.session_knn_topk``; ``_sparse_scores`` is its
+        """The dense path's top-k (the neighbour-based scores, then the popular fallback) by the
+        compiled kernel (``_kernels.session_knn_topk``; ``_sparse_scores`` is its
         vectorised reference): no dense row per request."""
         self._check_fitted()
         queries = queries.within(self.n_items_)
         n = len(queries)
         seq = query_sequences(queries, self.user_tails_, self.config.max_history)
         if seq.indptr[-1] == 0:
-            return np.full((n, k), -1, np.int32), np.full((n, k), -np.inf, np.float32)
+            return self._filled(queries, np.full((n, k), -1, np.int32), np.full((n, k), -np.inf, np.float32), allowed)
         _, qrow, qitem, qage, qw, qnorm = self._query_items(seq, n)
         q_ptr = np.zeros(n + 1, np.int64)
         np.cumsum(np.bincount(qrow, minlength=n), out=q_ptr[1:])
         own = self.config.user_history > 0 and self.user_tails_ is not None
-        return session_knn_topk(self, q_ptr, qitem, qw, qage, qnorm, queries.user_idx, k, allowed, own)
+        idx, val = session_knn_topk(self, q_ptr, qitem, qw, qage, qnorm, queries.user_idx, k, allowed, own)
+        return self._filled(queries, idx, val, allowed)
+
+    def _filled(self, queries: Queries, idx: np.ndarray, val: np.ndarray, allowed: np.ndarray):
+        """The popular fallback after the neighbour-based items, as the dense scores rank it."""
+        if self.config.fallback != "popular":
+            return idx, val
+        order = getattr(self, "_fallback_order_", None)
+        if order is None or len(order) != self.n_items_:
+            order = self._fallback_order_ = np.argsort(-self._fallback_row, kind="stable")
+        idx, val, short = fill_from_order(idx, val, allowed, order, self._fallback_row[order])
+        if len(short):
+            idx[short], val[short] = Strategy.candidates(self, queries.take(short), idx.shape[1], allowed[short])
+        return idx, val
 
     def _reference_candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`candidates` from the vectorised sparse scores (the kernel's reference)."""
@@ -303,7 +316,7 @@ class SessionKNNStrategy(Strategy):
         val = np.full((n, k), -np.inf, dtype=np.float32)
         for start, stop, scores in self._chunks(queries):
             idx[start:stop], val[start:stop] = sparse_topk(scores, k, allowed[start:stop])
-        return idx, val
+        return self._filled(queries, idx, val, allowed)
 
     def _chunks(self, queries: Queries):
         """(start, stop, sparse float32 scores of those queries) per chunk holding any neighbour."""

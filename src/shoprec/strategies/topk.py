@@ -196,3 +196,29 @@ def sparse_topk(scores: sp.csr_matrix, k: int, allowed: np.ndarray | None = None
     idx[rows[top], rank[top]] = cols[top]
     val[rows[top], rank[top]] = vals[top]
     return idx, val
+
+
+def fill_from_order(idx: np.ndarray, val: np.ndarray, allowed: np.ndarray, order: np.ndarray,
+                    values: np.ndarray, extra: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Complete each row of a positive-only top-k (``idx``, ``val``, best first, -1 padded) with the
+    first allowed items of a fixed ``order`` (scores ``values``, all below the positives) that the
+    row does not hold yet: the dense top-k of "the positives, and the filler elsewhere" (a
+    strategy's popularity fallback) without a dense row. Only the first ``k + extra`` items of the
+    order are read; returns ``(idx, val, short)`` with ``short`` the rows that could not be
+    completed from them (the caller scores those densely)."""
+    n, k = idx.shape
+    have = (idx >= 0).sum(axis=1)
+    if not n or not k or (have == k).all() or not len(order):
+        return idx, val, np.zeros(0, np.int64)
+    depth = min(len(order), k + extra)
+    cand = np.asarray(order[:depth], np.int64)
+    ok = allowed[:, cand] & ~(cand[None, :, None] == idx[:, None, :]).any(axis=2)
+    first = np.argsort(~ok, axis=1, kind="stable")          # the allowed filler, in order
+    n_ok = ok.sum(axis=1)
+    slot = np.arange(k)[None, :] - have[:, None]             # the j-th free slot takes the j-th filler
+    take = (slot >= 0) & (slot < n_ok[:, None])
+    src = np.take_along_axis(first, np.clip(slot, 0, depth - 1), axis=1)
+    idx = np.where(take, cand[src], idx).astype(np.int32)
+    val = np.where(take, np.asarray(values, np.float32)[src], val).astype(np.float32)
+    short = np.flatnonzero((have + n_ok < k) & (depth < len(order)))
+    return idx, val, short
