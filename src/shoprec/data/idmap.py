@@ -27,8 +27,10 @@ class IdMap:
             dup = index[index.duplicated()][0]
             raise ValueError(f"external ids must be unique; {dup!r} occurs more than once")
         self._ids = ids
-        self._index = index
-        self._lookup: dict | None = None   # built on the first short lookup (see to_index)
+        # one hash table at a time, built on first use: a pandas index for long lookups (data
+        # loading), a dict for a request's few ids (serving); a server never builds the first
+        self._index: pd.Index | None = None
+        self._lookup: dict | None = None
 
     @classmethod
     def from_values(cls, values: Iterable[str]) -> tuple["IdMap", np.ndarray]:
@@ -39,8 +41,15 @@ class IdMap:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def _pd_index(self) -> pd.Index:
+        if self._index is None:
+            self._index = pd.Index(self._ids)
+        return self._index
+
     def __contains__(self, external_id: object) -> bool:
-        return external_id in self._index
+        if self._lookup is not None:
+            return external_id in self._lookup
+        return external_id in self._pd_index()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, IdMap) and np.array_equal(self._ids, other._ids)
@@ -68,7 +77,7 @@ class IdMap:
         else:
             values = external_ids if isinstance(external_ids, (np.ndarray, pd.Index, pd.Series)) \
                 else np.asarray(list(external_ids), dtype=object)
-            idx = self._index.get_indexer(values)
+            idx = self._pd_index().get_indexer(values)
         if missing is None and (idx < 0).any():
             bad = np.asarray(values, dtype=object)[idx < 0][:5]
             raise KeyError(f"unknown ids: {list(bad)}")
@@ -89,5 +98,5 @@ class IdMap:
     def extend(self, external_ids: Iterable[str]) -> "IdMap":
         """A new map with the unseen ids appended (existing indices keep their values)."""
         values = pd.Index(pd.unique(pd.Series(list(external_ids), dtype=object)))
-        new = values[~values.isin(self._index)]
+        new = values[~values.isin(self._pd_index())]
         return IdMap(np.concatenate([self._ids, np.asarray(new, dtype=object)]))

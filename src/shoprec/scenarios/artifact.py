@@ -279,7 +279,8 @@ def load_recommender(path: Path, cls: type):
                 arrays = {k: z[k] for k in z.files}
             titles = None
             if table is not None and "title" in table.columns:
-                titles = table["title"].astype(object).where(table["title"].notna(), None).to_numpy()
+                # the table's own column (Arrow-backed from parquet): no Python string per item
+                titles = table["title"].array
             facts_list.append(ItemFacts(
                 n_items=int(fm["n_items"]), **{k: arrays[k] for k in _FACT_ARRAYS},
                 **{k: arrays[k] for k in _FACT_OPTIONAL if k in arrays},

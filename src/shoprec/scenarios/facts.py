@@ -191,7 +191,7 @@ class ItemFacts:
         if self.titles is None or idx < 0:
             return None
         t = self.titles[idx]
-        return None if t is None or (isinstance(t, float) and np.isnan(t)) else str(t)
+        return None if t is None or t is pd.NA or (isinstance(t, float) and np.isnan(t)) else str(t)
 
 
 def _purchases(data: ShopData, has_time: bool, min_repeat: float) -> tuple[sp.csr_matrix, np.ndarray]:
