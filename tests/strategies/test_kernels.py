@@ -77,7 +77,8 @@ def test_pruned_mips_is_the_exact_top_k(seed):
     allowed = rng.random((n, m + 3)) > 0.3
     norms = np.linalg.norm(f, axis=1)
     order = np.argsort(-norms, kind="stable")
-    got = pruned_mips(v, f, (order, norms[order]), k, allowed,
+    head = np.ascontiguousarray(f[order[:int(rng.integers(0, m + 1))]])   # a sorted head of any length
+    got = pruned_mips(v, f, (order, norms[order], head) if seed % 3 else (order, norms[order]), k, allowed,
                       block=int(rng.integers(1, 500)))
     scores = np.hstack([(v @ f.T).astype(np.float32), np.full((n, 3), -np.inf, np.float32)])
     scores[~allowed] = -np.inf
