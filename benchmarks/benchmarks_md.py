@@ -189,6 +189,9 @@ def render() -> Path:
     from marketplace import marketplace_lines  # issue 13's section (benchmarks/marketplace.py)
 
     lines += marketplace_lines()
+    from sasrec_speed import sasrec_speed_lines  # issue 14's SASRec section (benchmarks/sasrec_speed.py)
+
+    lines += [""] + sasrec_speed_lines()
     out = ROOT / "BENCHMARKS.md"
     out.write_text("\n".join(lines) + "\n")
     return out

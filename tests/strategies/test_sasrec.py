@@ -1,6 +1,6 @@
 """SASRec: the conformance suite, a known answer on cyclic sequences, the time budget, save/load,
-the padding invariance the batching relies on, the full-softmax loss against torch's, and the
-clear error without torch."""
+the padding invariance the batching relies on, the full-softmax loss against torch's (in float32
+and bfloat16), and the clear error without torch."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 
 from shoprec.data import Ragged, ShopData
 from shoprec.strategies.base import Queries, Strategy
-from shoprec.strategies.sasrec import SASRecConfig, SASRecStrategy, _batches, _left_padded
+from shoprec.strategies.sasrec import (SASRecConfig, SASRecStrategy, _batches, _ce_dtype, _has_bf16_dot,
+                                       _left_padded)
 from shoprec.testing import check_strategy, tiny_shop
 
 torch = pytest.importorskip("torch")
@@ -155,6 +156,31 @@ def test_full_softmax_loss_matches_torch(cycle_model):
     assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
     np.testing.assert_allclose(h2.grad.numpy(), h1.grad.numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(w2.grad.numpy(), w1.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_bfloat16_loss_is_close_to_torch(cycle_model):
+    _, model = cycle_model
+    gen = torch.Generator().manual_seed(1)
+    h0, w0 = torch.randn(37, 16, generator=gen), torch.randn(50, 16, generator=gen)
+    target = torch.randint(0, 50, (37,), generator=gen)
+    h1, w1 = h0.clone().requires_grad_(), w0.clone().requires_grad_()
+    ref = torch.nn.functional.cross_entropy(h1 @ w1.T, target)
+    ref.backward()
+    h2, w2 = h0.clone().requires_grad_(), w0.clone().requires_grad_()
+    got = model.model_.full_softmax_ce(h2, w2, target, 8, torch.bfloat16)
+    got.backward()
+    assert got.dtype == torch.float32 and h2.grad.dtype == w2.grad.dtype == torch.float32
+    assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=2e-2)
+    for a, b in ((h2.grad, h1.grad), (w2.grad, w1.grad)):  # bf16 operands: ≈ 0.3 % off, not more
+        assert float((a - b).norm() / b.norm()) < 2e-2
+
+
+def test_ce_dtype_setting():
+    assert _ce_dtype(torch, "float32") is None
+    assert _ce_dtype(torch, "bfloat16") is torch.bfloat16
+    assert _ce_dtype(torch, "auto") is (torch.bfloat16 if _has_bf16_dot(torch) else None)
+    s = SASRecStrategy(epochs=2, ce_dtype="float32", **FAST).fit(cyclic_shop())
+    assert len(s.train_seconds_) == len(s.losses_) == s.epochs_done_ == 2
 
 
 def test_length_buckets_cover_every_sequence_once():
