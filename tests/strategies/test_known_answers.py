@@ -116,3 +116,30 @@ def test_row_parallel_scoring_equals_serial():
     w = rng.random((50, 40), dtype=np.float32)
     got = by_row_chunks(lambda rows: h[rows] @ w, 300, 40, min_rows=16)
     np.testing.assert_allclose(got, h @ w, rtol=1e-6)
+
+
+def test_gram_by_blocks_equals_the_sparse_product(monkeypatch):
+    x = sp.random(60, 23, density=0.2, format="csr", random_state=2, dtype=np.float32)
+    monkeypatch.setattr(ease_mod, "GRAM_BLOCK", 5)   # 5 row blocks, the last one short
+    got = ease_mod.gram(x)
+    assert got.dtype == np.float32 and got.shape == (23, 23)
+    np.testing.assert_allclose(got, (x.T @ x).toarray(), rtol=1e-6)
+
+
+def test_sparse_topk_rows_dense_and_sparse_paths_agree():
+    from shoprec.strategies.item_knn import sparse_topk_rows
+    m = sp.csr_matrix(np.array([[0, 3, 3, 1, -2, 0],     # a tie at the cut: the lower column wins
+                                [0, 0, 0, 0, 0, 0],      # nothing positive
+                                [2, 0, 5, 0, 0, 1]], np.float32))   # dense enough for the dense path
+    r, c, v = sparse_topk_rows(m, 2)
+    assert sorted(zip(r.tolist(), c.tolist(), v.tolist())) == [(0, 1, 3.0), (0, 2, 3.0), (2, 0, 2.0), (2, 2, 5.0)]
+    sparse = sp.csr_matrix(sp.eye(200, format="csr", dtype=np.float32) * 2)   # 0.5 % filled: the lexsort path
+    r, c, v = sparse_topk_rows(sparse, 3)
+    assert (r == c).all() and len(r) == 200 and (v == 2).all()
+
+
+def test_map_in_threads_keeps_order_and_equals_serial():
+    from shoprec.strategies._parallel import map_in_threads
+    assert list(map_in_threads(lambda x: x * x, range(7), workers=3)) == [x * x for x in range(7)]
+    assert list(map_in_threads(lambda x: x + 1, [5], workers=2)) == [6]
+    assert list(map_in_threads(lambda x: x, [], workers=2)) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -29,7 +30,8 @@ from . import reasons as R
 from .config import SCENARIO_NAMES, ScenarioConfig, load_scenario
 from .context import Reason, RecommendedItem, RequestContext, Response
 from .facts import ItemFacts
-from .pipeline import ModelCache, Recommendations, RequestFilters, ScenarioPipeline
+from .pipeline import (BACKGROUND_STRATEGIES, ModelCache, Recommendations, RequestFilters, ScenarioPipeline,
+                       filter_scope, learns_fusion)
 
 
 class Recommender:
@@ -57,19 +59,76 @@ class Recommender:
         self.data_ = data
         self.cache_ = ModelCache()   # shares fitted strategies, filtered data and item facts
         self.fit_seconds_: dict[str, float] = {}
-        with _progress.step("training scenarios", total=len(self.configs), unit="scenario") as bar:
-            for name, cfg in self.configs.items():
-                start = time.perf_counter()
-                bar.describe(f"training scenario {name}")
-                self.pipelines[name] = ScenarioPipeline(cfg).fit(data, cache=self.cache_,
-                                                                 train_ranker=train_rankers)
-                self.fit_seconds_[name] = time.perf_counter() - start
-                bar.advance()
-                if progress is not None:
-                    progress(name, self.fit_seconds_[name])
+        fitted: dict[str, ScenarioPipeline] = {}
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoprec-background-fit")
+        try:
+            # the strategies that train in native code (PyTorch) start in the background, and the
+            # scenarios that wait for them are fitted last, so that the rest is fitted meanwhile
+            later = self._fit_ahead(data, train_rankers, pool)
+            order = [n for n in self.configs if n not in later] + [n for n in self.configs if n in later]
+            # the validation slice each scenario learns its fusion from (None: none); scenarios that
+            # cut the same one share it, and it is forgotten once no scenario still to fit needs it
+            slices = [ModelCache.validation_key(self.configs[n]) if learns_fusion(self.configs[n], train_rankers)
+                      else None for n in order]
+            with _progress.step("training scenarios", total=len(self.configs), unit="scenario") as bar:
+                for i, name in enumerate(order):
+                    start = time.perf_counter()
+                    bar.describe(f"training scenario {name}")
+                    fitted[name] = ScenarioPipeline(self.configs[name]).fit(data, cache=self.cache_,
+                                                                            train_ranker=train_rankers)
+                    self.cache_.release_validation({k for k in slices[i + 1:] if k is not None})
+                    self.fit_seconds_[name] = time.perf_counter() - start
+                    bar.advance()
+                    if progress is not None:
+                        progress(name, self.fit_seconds_[name])
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.cache_.release_validation()
+        self.pipelines.update((name, fitted[name]) for name in self.configs)
+        self.fit_seconds_ = {name: self.fit_seconds_[name] for name in self.configs}
+        self._order_models()
         first = next(iter(self.cache_.models.values()), None)
         self._index_history(first.user_items_ if first is not None else data.interactions())
         return self
+
+    def _fit_ahead(self, data: ShopData, train_rankers: bool | None, pool) -> set[str]:
+        """Start the fits of :data:`~.pipeline.BACKGROUND_STRATEGIES` (each scenario's, and those on
+        its validation slice) in ``pool``; returns the scenarios that use them."""
+        from .fusion import learn
+
+        later = set()
+        for name, cfg in self.configs.items():
+            specs = [s for s in (*cfg.strategies, *cfg.fallback) if s.name in BACKGROUND_STRATEGIES]
+            if not specs:
+                continue
+            fdata, _ = self.cache_.filter(cfg, data)
+            scope = filter_scope(cfg)
+            for spec in specs:
+                self.cache_.fit_later(spec, fdata, scope, pool)
+            if not any(ModelCache.key(s, scope) in self.cache_.pending for s in specs):
+                continue   # none can be fitted on this data (skipped): nothing to wait for
+            later.add(name)
+            if learns_fusion(cfg, train_rankers):
+                shared = learn.shared_slice(self.cache_, cfg, fdata)
+                for spec in specs:   # the inner pipeline: no training filters, the slice's training part
+                    shared.cache.fit_later(spec, shared.task.train, "", pool)
+        return later
+
+    def _order_models(self) -> None:
+        """The fitted strategies in the order the scenarios, as configured, name them (what fitting
+        them one scenario after the other gives, whatever order they were fitted in): the first is
+        the one whose history the reasons read, and the artifact lists them in that order."""
+        cache = self.cache_
+        key_of = {id(m): k for k, m in cache.models.items()}
+        order: dict[str, None] = {}
+        for pipe in self.pipelines.values():
+            text = pipe.text_.model if pipe.text_ is not None else None
+            for m in (*pipe.models_, *pipe.fallback_models_, text):
+                if m is not None and id(m) in key_of:
+                    order.setdefault(key_of[id(m)])
+        order.update(dict.fromkeys(cache.models))
+        cache.models = {k: cache.models[k] for k in order}
+        cache.fit_seconds = {k: cache.fit_seconds[k] for k in order if k in cache.fit_seconds}
 
     def _index_history(self, user_items) -> None:
         """The user×item history behind the reasons' anchors."""
@@ -339,7 +398,7 @@ class Recommender:
             if titles is None or i >= len(titles):
                 return None
             t = titles[i]
-            return None if t is None or (isinstance(t, float) and t != t) else str(t)
+            return None if t is None or t is pd.NA or (isinstance(t, float) and t != t) else str(t)
 
         def anchored(template: str, a: int) -> tuple[str, str | None]:
             got = texts.get((template, a))

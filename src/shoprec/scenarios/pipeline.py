@@ -30,7 +30,9 @@ See :mod:`.stages` for the protocols and the registry.
 
 from __future__ import annotations
 
+import contextvars
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -57,6 +59,17 @@ def _initial_method(config: ScenarioConfig) -> str:
     return config.fusion.method if config.fusion.method != "auto" else "weighted"
 
 
+def wants_ranker(config: ScenarioConfig, train_ranker: bool | None = None) -> bool:
+    """Whether fitting trains the ranker: always (``True``), never (``False``), or when the fusion
+    method is ``ranker`` or ``auto`` (None)."""
+    return bool(train_ranker) or (train_ranker is None and config.fusion.method in ("ranker", "auto"))
+
+
+def learns_fusion(config: ScenarioConfig, train_ranker: bool | None = None) -> bool:
+    """Whether fitting cuts a validation slice (to train the ranker or tune the weights)."""
+    return wants_ranker(config, train_ranker) or config.fusion.tune_weights
+
+
 def filter_scope(config: ScenarioConfig) -> str:
     """The identity of a scenario's training filters ("" for none): models fitted on differently
     filtered data are different models."""
@@ -64,9 +77,26 @@ def filter_scope(config: ScenarioConfig) -> str:
 
 
 # --------------------------------------------------------------------------- model cache
+#: Strategies whose fit runs in native code that releases the GIL (PyTorch training and encoding):
+#: a :class:`~.engine.Recommender` fits them in a background thread, one at a time (they seed
+#: torch's global generator, so one at a time keeps them deterministic), while it fits the rest.
+BACKGROUND_STRATEGIES = frozenset({"sasrec", "content_embedding"})
+
+
+def _fit_model(spec: StrategySpec, model: Strategy, data: ShopData) -> tuple[Strategy, float]:
+    start = time.perf_counter()
+    with progress.step(f"fitting {spec.display}"):
+        model.fit(data)
+    return model, time.perf_counter() - start
+
+
 class ModelCache:
     """Fitted strategies keyed by (training filters, name, parameters), so scenarios that share a
-    strategy fit it once; and the filtered data and item facts scenarios share."""
+    strategy fit it once; and the filtered data and item facts scenarios share.
+
+    While a :class:`~.engine.Recommender` fits, it also holds the validation slices its scenarios
+    learn fusion from (:meth:`validation_slice`): scenarios that cut the same slice of the same data
+    share it, the strategies fitted on its training part (one inner cache) and their candidates."""
 
     def __init__(self) -> None:
         self.models: dict[str, Strategy] = {}
@@ -74,32 +104,78 @@ class ModelCache:
         self.skipped: dict[str, str] = {}
         self.filtered: dict[str, tuple[ShopData, list[FilterReport]]] = {}
         self.facts: dict[tuple[str, float], ItemFacts] = {}
+        self.validation: dict[tuple, Any] = {}
+        self.pending: dict[str, Future] = {}
+
+    @staticmethod
+    def validation_key(config: ScenarioConfig) -> tuple:
+        """What a scenario's validation slice depends on: its training filters and how ``[ranker]``
+        cuts the slice (the data being the same)."""
+        r = config.ranker
+        return (filter_scope(config), r.validation, r.validation_fraction, r.seed)
+
+    def validation_slice(self, config: ScenarioConfig, make):
+        """The validation slice shared by every scenario with the same :meth:`validation_key`:
+        ``make()`` builds it the first time."""
+        key = self.validation_key(config)
+        if key not in self.validation:
+            self.validation[key] = make()
+        return self.validation[key]
+
+    def release_validation(self, keep: set[tuple] = frozenset()) -> None:
+        """Forget the validation slices (and what was fitted on them) whose key is not in ``keep``."""
+        for key in [k for k in self.validation if k not in keep]:
+            del self.validation[key]
 
     @staticmethod
     def key(spec: StrategySpec, scope: str = "") -> str:
         return f"{scope}||{spec.key}" if scope else spec.key
 
     def get(self, spec: StrategySpec, data: ShopData, scope: str = "") -> Strategy | None:
+        """The fitted strategy of ``spec`` on ``data`` (fitted now, or waited for when
+        :meth:`fit_later` started it), or None when it is skipped (see :attr:`skipped`)."""
         key = self.key(spec, scope)
+        if key in self.pending:
+            future = self.pending.pop(key)
+            return self._store(key, spec, future.result)
         if key in self.models:
             return self.models[key]
         if key in self.skipped:
             return None
+        model = self._make(key, spec, data)
+        return None if model is None else self._store(key, spec, lambda: _fit_model(spec, model, data))
+
+    def fit_later(self, spec: StrategySpec, data: ShopData, scope: str, executor) -> bool:
+        """Start fitting ``spec`` on ``data`` in ``executor`` (a thread pool); :meth:`get` waits for
+        it. Returns whether a fit was started (not when the strategy is fitted, started or skipped)."""
+        key = self.key(spec, scope)
+        if key in self.pending or key in self.models or key in self.skipped:
+            return False
+        model = self._make(key, spec, data)
+        if model is None:
+            return False
+        # the same context: the caller's progress reporter shows the background fit's steps too
+        self.pending[key] = executor.submit(contextvars.copy_context().run, _fit_model, spec, model, data)
+        return True
+
+    def _make(self, key: str, spec: StrategySpec, data: ShopData) -> Strategy | None:
         model = make_strategy(spec.name, **spec.params)
         why = model.unusable(data)
         if why is not None:   # e.g. content strategies on a shop without item texts
             self.skipped[key] = why
             return None
-        start = time.perf_counter()
+        return model
+
+    def _store(self, key: str, spec: StrategySpec, fit) -> Strategy | None:
+        """Run ``fit() -> (model, seconds)`` (or collect a background fit's result) and keep the model."""
         try:
-            with progress.step(f"fitting {spec.display}"):
-                model.fit(data)
+            model, seconds = fit()
         except ConfigError as e:
             if spec.optional and "pip install" in str(e):
                 self.skipped[key] = str(e)
                 return None
             raise
-        self.fit_seconds[key] = time.perf_counter() - start
+        self.fit_seconds[key] = seconds
         self.models[key] = model
         return model
 
@@ -195,6 +271,7 @@ class ScenarioPipeline:
         features, served as method ``ranker_ablation``."""
         cfg = self.config
         self.ranker = self.ranker_ablation_ = None
+        own_cache = cache is None
         self.cache_ = cache if cache is not None else ModelCache()
         data, self.filter_reports_ = self.cache_.filter(cfg, data)
         self.data_ = data
@@ -213,8 +290,8 @@ class ScenarioPipeline:
         self.weights_ = np.array([s.weight for s in self.specs_], np.float32)
         self.validation_ = None
         self.method_ = _initial_method(cfg)
-        want_ranker = train_ranker or (train_ranker is None and cfg.fusion.method in ("ranker", "auto"))
-        if want_ranker or cfg.fusion.tune_weights:
+        want_ranker = wants_ranker(cfg, train_ranker)
+        if learns_fusion(cfg, train_ranker):
             from .fusion import learn
 
             with progress.step(f"{cfg.name}: validation slice"):
@@ -241,6 +318,8 @@ class ScenarioPipeline:
             if cfg.fusion.method == "auto":
                 self.method_ = max((m for m in held if m in ("weighted", "rrf", "ranker")), key=held.get)
             del vs
+            if own_cache:   # a cache shared with other scenarios keeps the slice for them (its owner frees it)
+                self.cache_.release_validation()
             for r in (self.ranker, self.ranker_ablation_):
                 if r is not None:
                     r.bind(self.env_)
@@ -427,19 +506,30 @@ class ScenarioPipeline:
 
     def candidate_pairs(self, queries: Queries, allowed: np.ndarray,
                         only: int | Sequence[int] | None = None, *,
-                        seconds: dict[int, float] | None = None) -> Pairs:
+                        seconds: dict[int, float] | None = None,
+                        memo: tuple[dict, Any] | None = None) -> Pairs:
         """Each strategy's top candidates under ``allowed``, as the union of (request, item) pairs
-        (``only``: those strategies alone; ``seconds``: filled with each strategy's time)."""
+        (``only``: those strategies alone; ``seconds``: filled with each strategy's time). ``memo``,
+        ``(store, block key)`` where the key stands for these requests and this ``allowed``, keeps
+        each strategy's candidates in ``store``: pipelines that share fitted strategies and requests
+        (the scenarios of one validation slice) compute them once."""
         m = self.facts_.n_items
         S = len(self.specs_)
         use = set(range(S)) if only is None else {only} if isinstance(only, (int, np.integer)) else set(only)
+        scope = filter_scope(self.config)
         lists = []
         for s, (spec, model) in enumerate(zip(self.specs_, self.models_)):
             if model is None or s not in use:
                 continue
             t0 = time.perf_counter()
-            idx, val = model.candidates(queries, spec.candidates, allowed)
-            keep = _evidence(idx, val, spec.candidates, allowed, model.evidence_floor())
+            key = None if memo is None else (ModelCache.key(spec, scope), id(model), spec.candidates, memo[1])
+            got = None if key is None else memo[0].get(key)
+            if got is None:
+                idx, val = model.candidates(queries, spec.candidates, allowed)
+                got = (idx, val, _evidence(idx, val, spec.candidates, allowed, model.evidence_floor()))
+                if key is not None:
+                    memo[0][key] = got
+            idx, val, keep = got
             lists.append((s, idx, val, keep))
             if seconds is not None:
                 seconds[s] = time.perf_counter() - t0
@@ -595,6 +685,26 @@ class _TextIndex:
         q = Queries(np.full(n, -1, np.int32), Ragged.empty(n), np.full(n, -1, np.int32), Ragged.empty(n),
                     context={"query": np.asarray(texts, dtype=object)})
         out = self.model.score(q)
+        return out
+
+    def query_matches(self, texts: list[str], n_cols: int) -> np.ndarray:
+        """(len(texts), n_cols) bool: the items whose text matches each search text (a positive
+        score of :meth:`query_scores`), from the sparse text similarity when the model has one
+        (no dense score row per request); items the index does not know match nothing."""
+        m = self.model
+        sim = None
+        if getattr(m.config, "query_weight", 0) > 0 and hasattr(m, "_query_similarity"):
+            sim = m._query_similarity(texts)
+        if sim is None or not sp.issparse(sim):
+            match = self.query_scores(texts) > 0
+            if match.shape[1] < n_cols:
+                match = np.hstack([match, np.zeros((match.shape[0], n_cols - match.shape[1]), bool)])
+            return match[:, :n_cols]
+        sim = sp.csr_matrix(sim)
+        out = np.zeros((len(texts), n_cols), bool)
+        rows = np.repeat(np.arange(len(texts)), np.diff(sim.indptr))
+        pos = (sim.data > 0) & (sim.indices < n_cols)
+        out[rows[pos], sim.indices[pos]] = True
         return out
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _POOL: ThreadPoolExecutor | None = None
 
@@ -40,3 +43,24 @@ def by_row_chunks(fn: Callable[[slice], np.ndarray], n_rows: int, n_cols: int,
     for f in [_pool().submit(run, s) for s in chunks]:
         f.result()
     return out
+
+
+def map_in_threads(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> Iterator[R]:
+    """``fn(item)`` for each item, ``workers`` (default: one per core) at a time in threads of their
+    own (not the scoring pool, so ``fn`` may itself call :func:`by_row_chunks`), yielded in the
+    order of ``items``. Worth it where ``fn`` spends its time in code that releases the GIL (sparse
+    products, sorts, BLAS); one worker runs them in this thread."""
+    workers = n_workers() if workers is None else max(1, workers)
+    items = list(items)
+    if workers == 1 or len(items) < 2:
+        for item in items:
+            yield fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="shoprec-fit") as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        try:
+            for f in futures:
+                yield f.result()
+        finally:
+            for f in futures:
+                f.cancel()

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from .. import progress
 from ..data import ShopData
-from ._parallel import by_row_chunks
+from ._parallel import by_row_chunks, map_in_threads
 from .base import Queries, Strategy, StrategyConfig, register
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 #: OpenBLAS' spotrf has crashed (SIGSEGV) on matrices of ~38k rows; above this size the inverse is
 #: assembled from two half-size blocks (Schur complement), each well inside the safe range.
 SAFE_CHOLESKY_N = 16384
+#: Items per block of rows when the dense Gram matrix is built (bounds the sparse intermediate).
+GRAM_BLOCK = 2048
 
 
 class EASEConfig(StrategyConfig):
@@ -38,6 +40,24 @@ class EASEConfig(StrategyConfig):
                     "20k items ≈ 1.5 min on 2 cores, 38k ≈ 8 min. None = as many as memory_budget_gb allows.")
     memory_budget_gb: float = Field(default=16.0, gt=0,
                                     description="Cap on the dense item×item matrices (about 2·4·n² bytes).")
+
+
+def gram(x: sp.spmatrix) -> np.ndarray:
+    """The dense float32 ``XᵀX`` of a sparse users×items matrix, :data:`GRAM_BLOCK` item rows at a
+    time in threads (the sparse product of the whole matrix would first hold its ~n² entries in
+    sparse form, 12 bytes each)."""
+    xc = sp.csr_matrix(x, dtype=np.float32)
+    xt = sp.csr_matrix(xc.T)
+    n = xc.shape[1]
+    g = np.empty((n, n), dtype=np.float32)
+
+    def rows(start: int) -> None:
+        stop = min(n, start + GRAM_BLOCK)
+        g[start:stop] = (xt[start:stop] @ xc).toarray()
+
+    for _ in map_in_threads(rows, range(0, n, GRAM_BLOCK)):
+        pass
+    return g
 
 
 def spd_inverse(g: np.ndarray) -> np.ndarray:
@@ -96,9 +116,9 @@ class EASEStrategy(Strategy):
                         n_items, limit, limit)
         else:
             items = np.arange(n_items, dtype=np.int32)
-        xs = sp.csc_matrix(x[:, items] if limit < n_items else x, dtype=np.float32)
+        xs = sp.csr_matrix(x[:, items] if limit < n_items else x, dtype=np.float32)
         with progress.step(f"ease: inverting the {len(items):,}×{len(items):,} item Gram matrix"):
-            g = (xs.T @ xs).toarray().astype(np.float32, copy=False)
+            g = gram(xs)
             g[np.diag_indices_from(g)] += cfg.l2
             p = spd_inverse(g)
         d = np.diag(p).copy()

@@ -11,9 +11,10 @@ from pydantic import Field
 from .. import progress
 from ..data import ShopData
 from ._live import LiveCooccurrence
-from ._parallel import by_row_chunks
+from ._parallel import by_row_chunks, map_in_threads
 from .base import LiveEvents, Queries, Strategy, StrategyConfig, register
-from ._kernels import product_anchor, product_topk
+from ._kernels import product_anchor, product_topk, row_floor
+from .topk import sparse_topk
 
 
 class ItemKNNConfig(StrategyConfig):
@@ -53,8 +54,13 @@ def bm25_weight(x: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:
 
 def sparse_topk_rows(m: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row indices, column indices and values of the ``k`` largest positive entries of each row of
-    a sparse matrix (one lexsort over the stored entries; much faster than a dense partition when
-    most entries are zero)."""
+    a sparse matrix, ties to the lower column (one lexsort over the stored entries when most entries
+    are zero; the shared dense top-k kernel when rows are nearly dense, as similarity blocks of
+    popular items are: the same answer, without sorting millions of entries)."""
+    if m.nnz > 0.02 * m.shape[0] * m.shape[1]:
+        idx, val = sparse_topk(m, k)
+        r, c = np.nonzero(idx >= 0)
+        return r, idx[r, c], val[r, c].astype(m.dtype, copy=False)
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
     cols, vals = m.indices, m.data
     pos = vals > 0
@@ -163,21 +169,27 @@ class ItemKNNStrategy(Strategy):
         normalise = cfg.similarity != "bm25"
         left = np.power(sq, cfg.alpha).astype(np.float32)
         right = np.power(sq, 1.0 - cfg.alpha).astype(np.float32)
+
+        def block(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            stop = min(n_items, start + cfg.block_size)
+            # row j of the block holds the dot products of target item start+j with every item i
+            b = sp.csr_matrix(xt[start:stop] @ x)
+            brow = np.repeat(np.arange(stop - start), np.diff(b.indptr))
+            b.data[b.indices == brow + start] = 0.0  # no self-similarity
+            if normalise:
+                b.data /= left[b.indices] * right[start + brow] + cfg.shrink + 1e-12
+            target, neighbour, v = sparse_topk_rows(b, cfg.neighbours)
+            return neighbour, target + start, v.astype(np.float32)
+
         rows_all, cols_all, vals_all = [], [], []
+        starts = range(0, n_items, cfg.block_size)
         with progress.step(f"{self.name}: {cfg.similarity} similarities", total=n_items, unit="item") as p:
-            for start in range(0, n_items, cfg.block_size):
-                stop = min(n_items, start + cfg.block_size)
-                # row j of the block holds the dot products of target item start+j with every item i
-                block = sp.csr_matrix(xt[start:stop] @ x)
-                brow = np.repeat(np.arange(stop - start), np.diff(block.indptr))
-                block.data[block.indices == brow + start] = 0.0  # no self-similarity
-                if normalise:
-                    block.data /= left[block.indices] * right[start + brow] + cfg.shrink + 1e-12
-                target, neighbour, v = sparse_topk_rows(block, cfg.neighbours)
+            # blocks in threads: the sparse products and sorts release the GIL
+            for start, (neighbour, target, v) in zip(starts, map_in_threads(block, starts)):
                 rows_all.append(neighbour)
-                cols_all.append(target + start)
-                vals_all.append(v.astype(np.float32))
-                p.advance(stop - start)
+                cols_all.append(target)
+                vals_all.append(v)
+                p.advance(min(n_items, start + cfg.block_size) - start)
         sim = sp.csr_matrix((np.concatenate(vals_all), (np.concatenate(rows_all), np.concatenate(cols_all))),
                             shape=(n_items, n_items), dtype=np.float32)
         sim.sort_indices()
@@ -203,21 +215,21 @@ class ItemKNNStrategy(Strategy):
         with ``candidate_fanout``, only items among some history item's closest contribute candidates."""
         h = self.history(queries)
         fan = self.config.candidate_fanout
-        return product_topk(h, [self.similarity_ if fan is None else self._fanout(fan), self._live_matrix()],
-                            k, allowed)
+        return product_topk(h, [self.similarity_, self._live_matrix()], k, allowed,
+                            floor=None if fan is None else self._fanout(fan))
 
     def _live_matrix(self) -> sp.csr_matrix | None:
         live = getattr(self, "live_", None)
         return None if live is None or live.empty else live.matrix()
 
-    def _fanout(self, fan: int) -> sp.csr_matrix:
-        """Each item's ``fan`` most similar items (row i: targets j by sim(i, j)): computed at fit
-        and saved with the model when ``candidate_fanout`` is set (a sort of every stored similarity:
-        a minute at 1M items), else on first use."""
-        got = getattr(self, "fanout_", None)
-        if got is None or got.shape != self.similarity_.shape or getattr(self, "fanout_k_", None) != fan:
-            r, c, v = sparse_topk_rows(self.similarity_, fan)
-            self.fanout_ = got = sp.csr_matrix((v, (r, c)), shape=self.similarity_.shape, dtype=np.float32)
+    def _fanout(self, fan: int) -> np.ndarray:
+        """Per item, the similarity of its ``fan``-th most similar item (row i: targets j by
+        sim(i, j)): the candidates read only the entries at or above it. One float per item
+        (computed at fit and saved with the model when ``candidate_fanout`` is set), not a second
+        copy of the similarity."""
+        got = getattr(self, "fanout_floor_", None)
+        if got is None or len(got) != self.similarity_.shape[0] or getattr(self, "fanout_k_", None) != fan:
+            self.fanout_floor_ = got = row_floor(self.similarity_, fan)
             self.fanout_k_ = fan
         return got
 
@@ -239,7 +251,7 @@ class ItemKNNStrategy(Strategy):
             sim = self.similarity_.copy()
             sim.resize((n_items, n_items))
             self.similarity_ = sim
-            self.fanout_ = None
+            self.fanout_floor_ = None
             if hasattr(self, "norms_"):
                 self.norms_ = np.concatenate([self.norms_, np.zeros(n_items - len(self.norms_), np.float32)])
             if getattr(self, "live_", None) is not None:
@@ -252,7 +264,7 @@ class ItemKNNStrategy(Strategy):
         if hasattr(self, "norms_"):
             state["norms_"] = self.norms_
         if self.config.candidate_fanout is not None:
-            state["fanout_"] = self._fanout(self.config.candidate_fanout)
+            state["fanout_floor_"] = self._fanout(self.config.candidate_fanout)
             state["fanout_k_"] = self.config.candidate_fanout
         return state
 
@@ -260,7 +272,7 @@ class ItemKNNStrategy(Strategy):
         self.similarity_ = state["similarity_"]
         if "norms_" in state:
             self.norms_ = np.asarray(state["norms_"], np.float32)
-        if "fanout_" in state:
-            self.fanout_ = sp.csr_matrix(state["fanout_"], dtype=np.float32)
+        if "fanout_floor_" in state:   # (models saved before it kept a pruned matrix "fanout_": recomputed)
+            self.fanout_floor_ = np.asarray(state["fanout_floor_"], np.float32)
             self.fanout_k_ = int(state["fanout_k_"])
         self._prepare_serving()

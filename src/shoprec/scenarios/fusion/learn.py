@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data import Behaviour, Ragged, ShopData
+from ...strategies._parallel import map_in_threads
 from ...strategies.base import Queries
 from .methods import RRFFusion
 from .pairs import top_mask, top_pairs
@@ -142,12 +143,47 @@ class ValidationSet:
     seconds: float
 
 
+@dataclass
+class SharedSlice:
+    """A validation slice as the scenarios that cut it alike share it: the task, the cache of the
+    strategies fitted on its training part, and their candidates per block of requests."""
+
+    task: object
+    cache: object
+    candidates: dict
+
+
+def _digest(a: np.ndarray) -> bytes:
+    """A short fingerprint of a bool array (a block's allowed mask)."""
+    import hashlib
+
+    return hashlib.blake2b(np.packbits(a).tobytes(), digest_size=16).digest()
+
+
+def shared_slice(cache, config, data: ShopData) -> SharedSlice:
+    """The validation slice of a scenario (``config``) on its (filtered) ``data``, from ``cache``
+    when it keeps slices (a :class:`~shoprec.scenarios.pipeline.ModelCache`: every scenario that cuts
+    it alike gets the same), else a new one."""
+    cfg = config.ranker
+
+    def make() -> SharedSlice:
+        return SharedSlice(validation_task(data, cfg.validation, cfg.validation_fraction, cfg.seed),
+                           type(cache)(), {})
+
+    share = getattr(cache, "validation_slice", None)
+    return share(config, make) if share is not None else make()
+
+
 def validation_set(pipe, data: ShopData) -> ValidationSet:
     """Fit the scenario's strategies on the training part of a validation slice of ``data`` and
-    collect the candidate pairs of its requests with their labels."""
+    collect the candidate pairs of its requests with their labels. Scenarios whose pipelines share
+    a cache (one :class:`~shoprec.scenarios.Recommender` fit) and cut the same slice share it, each
+    strategy fitted on it once and its candidates for the same requests under the same rules
+    computed once."""
     cfg = pipe.config.ranker
     start = time.perf_counter()
-    task = validation_task(data, cfg.validation, cfg.validation_fraction, cfg.seed)
+    shared = shared_slice(pipe.cache_, pipe.config, data)
+    task = shared.task
     n_q = task.n_queries
     rng = np.random.default_rng(cfg.seed)
     sel = np.sort(rng.choice(n_q, size=min(n_q, cfg.max_queries), replace=False)) if n_q else np.zeros(0, int)
@@ -160,17 +196,23 @@ def validation_set(pipe, data: ShopData) -> ValidationSet:
     inner_cfg = pipe.config.model_copy(update={
         "fusion": pipe.config.fusion.model_copy(update={"method": "weighted", "tune_weights": False}),
         "training_filters": []})
-    inner = type(pipe)(inner_cfg).fit(task.train, cache=type(pipe.cache_)(), train_ranker=False)
-    blocks = []
+    inner = type(pipe)(inner_cfg).fit(task.train, cache=shared.cache, train_ranker=False)
     step = max(1, inner.block_cells // max(data.n_items, 1))
-    for b in range(0, len(sel), step):
+
+    def block(b: int) -> ValidationBlock:
         bs = np.arange(b, min(len(sel), b + step))
         qb = queries.take(bs)
         allowed = inner.allowed(qb, None, exclude[bs] if exclude is not None else None)
-        pairs = inner.candidate_pairs(qb, allowed)
+        # the requests of a block are those of (max_queries, seed, block); the rules, its mask
+        pairs = inner.candidate_pairs(qb, allowed, memo=(shared.candidates, (cfg.max_queries, b, len(bs),
+                                                                                _digest(allowed))))
         rel = relevant[bs]
         y = np.asarray(rel[pairs.row, pairs.item]).ravel() > 0 if len(pairs.row) else np.zeros(0, bool)
-        blocks.append(ValidationBlock(qb, pairs, y, np.diff(rel.indptr), held[bs]))
+        return ValidationBlock(qb, pairs, y, np.diff(rel.indptr), held[bs])
+
+    # blocks in threads: the strategies' candidate kernels (sparse products, sorts, BLAS, the
+    # compiled kernels) release the GIL, and each block is independent of the others
+    blocks = list(map_in_threads(block, range(0, len(sel), step)))
     return ValidationSet(inner, blocks, task.protocol, len(sel), time.perf_counter() - start)
 
 
@@ -282,6 +324,25 @@ def tune_weights(vs: ValidationSet, start: np.ndarray, grid=(0.0, 0.1, 0.25, 0.5
     return w, best
 
 
+def _cap_requests(parts: list, max_pairs: int, seed: int) -> None:
+    """Keep whole training requests, drawn at random with ``seed``, while their pairs add up to at
+    most ``max_pairs`` (at least one request): ``parts`` holds ``(block, pairs, labels, has_pos)``,
+    whose ``has_pos`` (the requests trained on) is narrowed in place."""
+    sizes = [np.bincount(p.row, minlength=len(h))[h] for _, p, _, h in parts]
+    counts = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
+    if counts.sum() <= max_pairs:
+        return
+    order = np.random.default_rng(seed).permutation(len(counts))
+    kept = np.zeros(len(counts), bool)
+    kept[order[np.cumsum(counts[order]) <= max_pairs]] = True
+    kept[order[0]] = True
+    start = 0
+    for (_, _, _, has_pos), size in zip(parts, sizes):
+        rows = np.flatnonzero(has_pos)
+        has_pos[rows[~kept[start:start + len(size)]]] = False
+        start += len(size)
+
+
 def train_ranker(pipe, vs: ValidationSet, similarity: bool = True) -> Ranker:
     """Train LambdaRank on the validation pairs of the fitting part (requests without any relevant
     candidate dropped); ``similarity=False`` leaves out the embedding-cosine features (an ablation)."""
@@ -289,7 +350,7 @@ def train_ranker(pipe, vs: ValidationSet, similarity: bool = True) -> Ranker:
 
     cfg = pipe.config.ranker
     start = time.perf_counter()
-    X_parts, y_parts, groups = [], [], []
+    parts = []
     for blk in vs.blocks:
         p, y = blk.pairs, blk.label
         if not len(p.row):
@@ -298,12 +359,19 @@ def train_ranker(pipe, vs: ValidationSet, similarity: bool = True) -> Ranker:
         top = top_mask(p.row, p.item, p.norm @ pipe.weights_, n, cfg.rerank)
         p, y = p.subset(top), y[top]
         has_pos = (np.bincount(p.row[y], minlength=n) > 0) & ~blk.held
+        if has_pos.any():
+            parts.append((blk, p, y, has_pos))
+    if cfg.max_train_pairs is not None:
+        _cap_requests(parts, cfg.max_train_pairs, cfg.seed)
+    X_parts, y_parts, groups = [], [], []
+    for blk, p, y, has_pos in parts:
         keep = has_pos[p.row]
         if not keep.any():
             continue
-        X_parts.append(features(vs.inner.env_, p, blk.queries, similarity)[keep])
+        p, n = p.subset(keep), len(blk.queries)
+        X_parts.append(features(vs.inner.env_, p, blk.queries, similarity))
         y_parts.append(y[keep].astype(np.int32))
-        groups.append(np.bincount(p.row[keep], minlength=n)[has_pos])
+        groups.append(np.bincount(p.row, minlength=n)[has_pos])
     names = feature_names([s.display for s in pipe.specs_], similarity)
     if not X_parts:
         raise NothingToLearn(f"the validation slice ({vs.protocol}) gave no request whose answer was among "

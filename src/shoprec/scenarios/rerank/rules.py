@@ -122,10 +122,7 @@ class RulesReRanker(ReRanker):
             if text is not None:
                 has_q = np.array([bool(t) for t in text])
                 if has_q.any():
-                    match = text_index.query_scores([str(t) for t in text[has_q]]) > 0
-                    if match.shape[1] < m:  # items the text index does not know match nothing
-                        match = np.hstack([match, np.zeros((match.shape[0], m - match.shape[1]), bool)])
-                    ok[has_q] &= match
+                    ok[has_q] &= text_index.query_matches([str(t) for t in text[has_q]], m)
 
     def _mask_history(self, ok: np.ndarray, queries) -> None:
         rules = self.config
