@@ -386,6 +386,23 @@ class Strategy(ABC):
         scores[~allowed] = -np.inf
         return topk(scores, k)
 
+    def _with_fallback(self, queries: Queries, idx: np.ndarray, val: np.ndarray, allowed: np.ndarray,
+                       row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positive-only candidates completed with the strategy's fallback ``row`` (one score per
+        item, all below the positives: a popularity order), as the dense path ranks them
+        (:func:`~shoprec.strategies.topk.fill_from_order`); requests the first part of the order
+        cannot complete are scored densely."""
+        from .topk import fill_from_order
+
+        got = self.__dict__.get("_fallback_order_")
+        if got is None or got[0] is not row:
+            got = self._fallback_order_ = (row, np.argsort(-row, kind="stable"))
+        order = got[1]
+        idx, val, short = fill_from_order(idx, val, allowed, order, row[order])
+        if len(short):
+            idx[short], val[short] = Strategy.candidates(self, queries.take(short), idx.shape[1], allowed[short])
+        return idx, val
+
     def history(self, queries: Queries, *, include_basket: bool = True) -> sp.csr_matrix:
         """Behaviour-weighted (n, n_items) history of each query: training rows of known users plus
         the query's own items, the item on the page (as a view, unless it is already the session's

@@ -50,7 +50,6 @@ from ._parallel import by_row_chunks
 from ._kernels import product_topk
 from .base import Queries, Strategy, StrategyConfig, register
 from .item_knn import sparse_topk_rows
-from .topk import fill_from_order
 
 SECONDS_PER_DAY = 86_400
 
@@ -285,13 +284,7 @@ class FBTStrategy(Strategy):
         zeros — elsewhere) by the compiled kernel and a presorted filler, no dense row per request."""
         queries = queries.within(self.n_items_)
         idx, val = product_topk(self.anchors(queries), self.assoc_, k, allowed)
-        order = getattr(self, "_fallback_order_", None)
-        if order is None or len(order) != self.n_items_:
-            order = self._fallback_order_ = np.argsort(-self.fallback_row_, kind="stable")
-        idx, val, short = fill_from_order(idx, val, allowed, order, self.fallback_row_[order])
-        if len(short):
-            idx[short], val[short] = Strategy.candidates(self, queries.take(short), k, allowed[short])
-        return idx, val
+        return self._with_fallback(queries, idx, val, allowed, self.fallback_row_)
 
     # ----------------------------------------------------------- explain
     def association(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:

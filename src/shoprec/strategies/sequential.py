@@ -36,7 +36,6 @@ from pydantic import Field
 from ..data import Ragged, ShopData
 from ._kernels import product_topk
 from .base import Queries, Strategy, StrategyConfig, register
-from .topk import fill_from_order
 from .session_knn import query_sequences, recent_tails
 
 __all__ = ["SequentialConfig", "SequentialStrategy"]
@@ -205,13 +204,7 @@ class SequentialStrategy(Strategy):
             else product_topk(h, [self.item_item_, self._repeats()], k, allowed)
         if self.config.fallback != "popular":
             return idx, val
-        order = getattr(self, "_fallback_order_", None)
-        if order is None or len(order) != self.n_items_:
-            order = self._fallback_order_ = np.argsort(-self._fallback_row, kind="stable")
-        idx, val, short = fill_from_order(idx, val, allowed, order, self._fallback_row[order])
-        if len(short):
-            idx[short], val[short] = Strategy.candidates(self, queries.take(short), k, allowed[short])
-        return idx, val
+        return self._with_fallback(queries, idx, val, allowed, self._fallback_row)
 
     def _repeats(self) -> sp.csr_matrix | None:
         w = self.config.repeat_weight

@@ -53,7 +53,7 @@ from pydantic import Field
 from ..data import Ragged, ShopData
 from ._kernels import session_knn_topk
 from .base import Queries, Strategy, StrategyConfig, register
-from .topk import fill_from_order, sparse_topk
+from .topk import sparse_topk
 
 __all__ = ["SessionKNNConfig", "SessionKNNStrategy", "query_sequences", "recent_tails"]
 
@@ -300,13 +300,7 @@ class SessionKNNStrategy(Strategy):
         """The popular fallback after the neighbour-based items, as the dense scores rank it."""
         if self.config.fallback != "popular":
             return idx, val
-        order = getattr(self, "_fallback_order_", None)
-        if order is None or len(order) != self.n_items_:
-            order = self._fallback_order_ = np.argsort(-self._fallback_row, kind="stable")
-        idx, val, short = fill_from_order(idx, val, allowed, order, self._fallback_row[order])
-        if len(short):
-            idx[short], val[short] = Strategy.candidates(self, queries.take(short), idx.shape[1], allowed[short])
-        return idx, val
+        return self._with_fallback(queries, idx, val, allowed, self._fallback_row)
 
     def _reference_candidates(self, queries: Queries, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`candidates` from the vectorised sparse scores (the kernel's reference)."""
