@@ -122,6 +122,31 @@ if _nb is not None:
             out_val[r, q] = best_v[r, q]
 
     @_nb.njit(**_JIT)
+    def _heap_scratch(k):
+        """A one-row heap of the k best and its sorted output (see :func:`_touched_topk`)."""
+        return (np.empty((1, k), np.int64), np.empty((1, k), np.float32), np.zeros(1, np.int64),
+                np.empty((1, k), np.int64), np.empty((1, k), np.float32))
+
+    @_nb.njit(**_JIT)
+    def _touched_topk(acc, seen, touched, t, allowed, use_allowed, r, k, scratch, out_idx, out_val):
+        """Row r's k best positive, allowed entries among the ``t`` touched ones of the scratch row
+        ``acc`` into out_idx[r] / out_val[r] (best first, ties to the lower index); resets ``acc``
+        and ``seen`` for the next row."""
+        heap_i, heap_v, fill, out_i2, out_v2 = scratch
+        fill[0] = 0
+        for q in range(t):
+            j = touched[q]
+            v = np.float32(acc[j])
+            acc[j] = 0.0
+            seen[j] = False
+            if v > 0 and (not use_allowed or allowed[r, j]):
+                _heap_push(heap_i, heap_v, fill, 0, k, v, j)
+        _sorted_heap(heap_i, heap_v, fill, 0, out_i2, out_v2)
+        for q in range(fill[0]):
+            out_idx[r, q] = out_i2[0, q]
+            out_val[r, q] = out_v2[0, q]
+
+    @_nb.njit(**_JIT)
     def _merge_block(sc, rows, items, allowed, best_i, best_v, fill):
         k = best_i.shape[1]
         for a in range(len(rows)):
@@ -145,11 +170,7 @@ if _nb is not None:
         acc = np.zeros(n_cols, np.float32)
         seen = np.zeros(n_cols, np.bool_)
         touched = np.empty(n_cols, np.int32)
-        heap_i = np.empty((1, k), np.int64)
-        heap_v = np.empty((1, k), np.float32)
-        out_i2 = np.empty((1, k), np.int64)
-        out_v2 = np.empty((1, k), np.float32)
-        fill = np.zeros(1, np.int64)
+        scratch = _heap_scratch(k)
         for r in range(n):
             t = 0
             for a in range(h_ptr[r], h_ptr[r + 1]):
@@ -175,18 +196,7 @@ if _nb is not None:
                             t += 1
                         acc[j] += w * b_val[b]
             # the touched entries that are positive and allowed, through a heap of the k best
-            fill[0] = 0
-            for q in range(t):
-                j = touched[q]
-                v = acc[j]
-                acc[j] = 0.0
-                seen[j] = False
-                if v > 0 and (not use_allowed or allowed[r, j]):
-                    _heap_push(heap_i, heap_v, fill, 0, k, v, j)
-            _sorted_heap(heap_i, heap_v, fill, 0, out_i2, out_v2)
-            for q in range(fill[0]):
-                out_idx[r, q] = out_i2[0, q]
-                out_val[r, q] = out_v2[0, q]
+            _touched_topk(acc, seen, touched, t, allowed, use_allowed, r, k, scratch, out_idx, out_val)
 
     @_nb.njit(**_JIT)
     def _lookup(ptr, idx, val, i, j):
@@ -299,11 +309,7 @@ if _nb is not None:
         acc = np.zeros(n_items, np.float64)
         hit = np.zeros(n_items, np.bool_)
         touched = np.empty(n_items, np.int64)
-        heap_i = np.empty((1, k), np.int64)
-        heap_v = np.empty((1, k), np.float32)
-        out_i2 = np.empty((1, k), np.int64)
-        out_v2 = np.empty((1, k), np.float32)
-        fill = np.zeros(1, np.int64)
+        scratch = _heap_scratch(k)
         big = np.iinfo(np.int64).max
         for r in range(n):
             lo, hi = q_ptr[r], q_ptr[r + 1]
@@ -371,18 +377,7 @@ if _nb is not None:
                         touched[n_t] = j
                         n_t += 1
                     acc[j] += x
-            fill[0] = 0
-            for t in range(n_t):
-                j = touched[t]
-                v = np.float32(acc[j])
-                acc[j] = 0.0
-                hit[j] = False
-                if v > 0 and (not use_allowed or allowed[r, j]):
-                    _heap_push(heap_i, heap_v, fill, 0, k, v, j)
-            _sorted_heap(heap_i, heap_v, fill, 0, out_i2, out_v2)
-            for t in range(fill[0]):
-                out_idx[r, t] = out_i2[0, t]
-                out_val[r, t] = out_v2[0, t]
+            _touched_topk(acc, hit, touched, n_t, allowed, use_allowed, r, k, scratch, out_idx, out_val)
 
 
 def merge_block(sc: np.ndarray, rows: np.ndarray, items: np.ndarray, allowed: np.ndarray, best_i: np.ndarray,
@@ -490,15 +485,14 @@ def session_knn_topk(model, q_ptr: np.ndarray, q_item: np.ndarray, q_w: np.ndarr
     out_val = np.full((n, k), -np.inf, np.float32)
     if n == 0 or k == 0:
         return out_idx, out_val
-    x = _csr(model.item_sessions_)
+    x = model.item_sessions_          # any order within a row: no sorted copy needed
     use = allowed is not None
     mask = np.ascontiguousarray(allowed, dtype=np.bool_) if use else np.ones((1, 1), np.bool_)
     _session_knn_topk(q_ptr.astype(np.int64), q_item.astype(np.int64), q_w.astype(np.float64),
                       q_age.astype(np.int64), q_norm.astype(np.float64), q_user.astype(np.int64),
-                      x.indptr.astype(np.int64), x.indices.astype(np.int64),
-                      np.asarray(model.sess_indptr_, np.int64), np.asarray(model.sess_items_, np.int64),
-                      np.asarray(model.sess_pos_, np.int64), np.asarray(model.sess_user_, np.int64),
-                      np.asarray(model.sess_factor_, np.float64), np.asarray(model.idf_, np.float64),
+                      # the model's arrays as they are (numba compiles per dtype): no copy per batch
+                      x.indptr, x.indices, model.sess_indptr_, model.sess_items_, model.sess_pos_,
+                      model.sess_user_, model.sess_factor_, model.idf_,
                       exclude_own, int(cfg.sample_size), int(cfg.k),
                       float(cfg.lambda_neighbour or 0.0), float(cfg.lambda_recency or 0.0),
                       -1.0 if cfg.lambda_idf is None else float(cfg.lambda_idf),
