@@ -142,17 +142,24 @@ def test_left_padding_does_not_change_the_output(cycle_model):
     np.testing.assert_array_equal(_left_padded(seqs, 2), [[3, 4], [0, 6]])
 
 
-def test_full_softmax_loss_matches_torch(cycle_model):
-    _, model = cycle_model
-    gen = torch.Generator().manual_seed(0)
+def _loss_against_torch(model, seed: int, *dtype):
+    """The chunked loss (8 positions a chunk: several, a partial last one) and torch's cross-entropy
+    on the same random inputs, both backpropagated: (got, ref, (h, w) theirs, (h, w) torch's)."""
+    gen = torch.Generator().manual_seed(seed)
     h0, w0 = torch.randn(37, 16, generator=gen), torch.randn(50, 16, generator=gen)
     target = torch.randint(0, 50, (37,), generator=gen)
     h1, w1 = h0.clone().requires_grad_(), w0.clone().requires_grad_()
     ref = torch.nn.functional.cross_entropy(h1 @ w1.T, target)
     ref.backward()
     h2, w2 = h0.clone().requires_grad_(), w0.clone().requires_grad_()
-    got = model.model_.full_softmax_ce(h2, w2, target, 8)  # several chunks, a partial last one
+    got = model.model_.full_softmax_ce(h2, w2, target, 8, *dtype)
     got.backward()
+    return got, ref, (h2, w2), (h1, w1)
+
+
+def test_full_softmax_loss_matches_torch(cycle_model):
+    _, model = cycle_model
+    got, ref, (h2, w2), (h1, w1) = _loss_against_torch(model, 0)
     assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
     np.testing.assert_allclose(h2.grad.numpy(), h1.grad.numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(w2.grad.numpy(), w1.grad.numpy(), rtol=1e-4, atol=1e-6)
@@ -160,15 +167,7 @@ def test_full_softmax_loss_matches_torch(cycle_model):
 
 def test_bfloat16_loss_is_close_to_torch(cycle_model):
     _, model = cycle_model
-    gen = torch.Generator().manual_seed(1)
-    h0, w0 = torch.randn(37, 16, generator=gen), torch.randn(50, 16, generator=gen)
-    target = torch.randint(0, 50, (37,), generator=gen)
-    h1, w1 = h0.clone().requires_grad_(), w0.clone().requires_grad_()
-    ref = torch.nn.functional.cross_entropy(h1 @ w1.T, target)
-    ref.backward()
-    h2, w2 = h0.clone().requires_grad_(), w0.clone().requires_grad_()
-    got = model.model_.full_softmax_ce(h2, w2, target, 8, torch.bfloat16)
-    got.backward()
+    got, ref, (h2, w2), (h1, w1) = _loss_against_torch(model, 1, torch.bfloat16)
     assert got.dtype == torch.float32 and h2.grad.dtype == w2.grad.dtype == torch.float32
     assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=2e-2)
     for a, b in ((h2.grad, h1.grad), (w2.grad, w1.grad)):  # bf16 operands: ≈ 0.3 % off, not more
