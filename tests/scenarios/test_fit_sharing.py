@@ -2,6 +2,7 @@
 their candidates) and fits in the background: the same answers as fitting each scenario alone."""
 
 import numpy as np
+import pytest
 
 from shoprec.scenarios import Recommender, ScenarioPipeline, scenario_from_dict
 from shoprec.scenarios import engine as engine_mod
@@ -84,6 +85,7 @@ def test_candidates_of_a_shared_slice_are_computed_once(monkeypatch):
 
 
 def test_background_fits_give_the_sequential_fit(monkeypatch):
+    pytest.importorskip("torch")        # SASRec, the background strategy, needs the `neural` extra
     data = tiny_shop(n_users=60, n_items=20)
     tiny = {"epochs": 1, "hidden": 8, "max_len": 10}
     cfgs = [scenario("home", [{"name": "item_knn"}, {"name": "sasrec", "params": tiny}]),
